@@ -1,0 +1,115 @@
+/* Scanning text against a policy's rules, whole or as a stream, and
+ * applying what was found (redaction, restoration of placeholders).
+ *
+ * Streaming with bounded hold-back: text arrives in deltas (tokens).  After
+ * each delta every rule is run on the unreleased window with
+ * PCRE2_PARTIAL_HARD; a partial match means "a match could still be growing
+ * from here", so text from the earliest partial start (or the start of a
+ * complete match that straddles it) is held and everything before it is
+ * released, transformed.  A complete match that touches the end of the
+ * window is reported as partial by PARTIAL_HARD, so a value is never
+ * judged before it can no longer grow.  Lookbehinds and \b see up to
+ * policy->max_lookbehind bytes of already released text as context.  The
+ * window never holds more than max_hold bytes: beyond that the oldest text is
+ * judged with complete matches only and released (logged as a hold-back
+ * overflow).  Whole-text scanning is the same code with final = 1, so a
+ * value split at any token boundaries gives exactly the result it gives
+ * when scanned whole.
+ *
+ * Ownership: lg_scanner holds per-thread match state for a policy (the
+ * policy must outlive it); an lg_sscan belongs to one text field of one
+ * message and uses one scanner.  Neither is thread-safe; the policy is. */
+#ifndef LG_SCAN_H
+#define LG_SCAN_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "policy.h"
+#include "vault.h"
+
+typedef struct lg_finding {
+    const lg_rule *rule;  /* points into the policy */
+    size_t start, end;    /* byte span in the field's original text (whole stream) */
+    int action;           /* what was done: the rule's action, or LG_ACT_LOG in monitor mode */
+} lg_finding;
+
+typedef struct lg_findings {
+    lg_finding *v;  /* heap array, owned */
+    size_t n, cap;
+    size_t max;     /* further findings are counted in `dropped`, not stored */
+    size_t dropped;
+} lg_findings;
+
+void lg_findings_init(lg_findings *f, size_t max);
+void lg_findings_reset(lg_findings *f);
+void lg_findings_free(lg_findings *f);
+int lg_findings_add(lg_findings *f, const lg_rule *rule, size_t start, size_t end, int action);
+
+/* Compile r->pattern into r->code: PCRE2 with UTF and UCP, JIT with
+ * PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD (falling back to the
+ * interpreter when JIT is unavailable).  On a bad pattern returns LG_E_REGEX
+ * with PCRE2's message in err and the offset in the pattern in *err_off.
+ * The policy loader calls this for every rule. */
+int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off);
+
+/* Release r->code (safe on a rule never compiled). */
+void lg_rule_free_code(lg_rule *r);
+
+/* PCRE2_INFO_MAXLOOKBEHIND of a compiled rule, in bytes (upper bound). */
+size_t lg_rule_lookbehind(const lg_rule *r);
+
+typedef struct lg_scanner lg_scanner;
+
+/* Match state for every rule of p.  NULL on allocation failure. */
+lg_scanner *lg_scanner_new(const lg_policy *p);
+void lg_scanner_free(lg_scanner *s);
+const lg_policy *lg_scanner_policy(const lg_scanner *s);
+
+/* Flags for lg_scan_text and lg_sscan_init. */
+enum {
+    LG_SCAN_ENFORCE = 1  /* apply redactions/restorations; without it findings are only reported */
+};
+
+/* Result of a scan: the strongest action found, or a negative error. */
+
+/* Scan text whole.  Appends the transformed text (== text when nothing
+ * changes or without LG_SCAN_ENFORCE) to out, and findings to f.  on is
+ * LG_ON_PROMPT or LG_ON_RESPONSE; role one LG_ROLE_* bit.  The vault (may
+ * be NULL: placeholder redaction then falls back to the rule's mask) gives
+ * placeholders and restores them.  Returns the strongest action among the
+ * findings (LG_ACT_ALLOW when none), or an error. */
+int lg_scan_text(lg_scanner *s, unsigned on, unsigned role, unsigned flags,
+                 const char *text, size_t n, lg_vault *v, lg_buf *out,
+                 lg_findings *f);
+
+typedef struct lg_sscan {
+    lg_scanner *sc;     /* not owned */
+    unsigned on, role, flags;
+    size_t max_hold;    /* bytes of unreleased text at most */
+    lg_buf win;         /* released context followed by unreleased text */
+    size_t ctx;         /* bytes at the start of win that were already released */
+    size_t base;        /* offset in the whole stream of win.data[0] */
+    int blocked;        /* a blocking finding was seen; later feeds release nothing */
+    size_t overflows;   /* times max_hold forced a release */
+} lg_sscan;
+
+int lg_sscan_init(lg_sscan *ss, lg_scanner *sc, unsigned on, unsigned role,
+                  unsigned flags, size_t max_hold);
+
+/* Feed one delta.  Appends to out the text that became safe to release
+ * (transformed), and the findings completed by this delta to f (offsets in
+ * the whole stream).  final = 1 ends the field: everything is judged and
+ * released.  Returns the strongest action among the new findings (or
+ * LG_ACT_ALLOW), or an error.  When it returns LG_ACT_BLOCK with
+ * LG_SCAN_ENFORCE, out holds only text before the blocked match and the
+ * stream should be cut; later feeds release nothing. */
+int lg_sscan_feed(lg_sscan *ss, const char *p, size_t n, int final,
+                  lg_vault *v, lg_buf *out, lg_findings *f);
+
+/* Bytes currently held back (not yet released). */
+size_t lg_sscan_held(const lg_sscan *ss);
+
+void lg_sscan_free(lg_sscan *ss);
+
+#endif
