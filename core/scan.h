@@ -16,6 +16,32 @@
  * value split at any token boundaries gives exactly the result it gives
  * when scanned whole.
  *
+ * Details the streaming contract depends on:
+ * - Findings are reported when the text they cover is released, once, in
+ *   order of position (start, end, rule).  Overlapping findings from
+ *   different rules are all reported; only one is applied: stronger action
+ *   first, then earlier start, then longer.  A validator (rule->validator)
+ *   that rejects a match makes it no finding; the search goes on one
+ *   character after its start, so a valid value inside is still found.
+ * - Invalid UTF-8 never stops scanning: patterns are compiled with
+ *   PCRE2_MATCH_INVALID_UTF, so an invalid sequence is a barrier no match
+ *   crosses.  A valid but incomplete character at the end of a delta is
+ *   held until it completes.  Released text and context are never cut
+ *   inside a character.
+ * - Released context kept for lookbehinds: twice the longest lookbehind
+ *   plus one character (nested lookbehinds), and at least
+ *   policy->max_lookbehind bytes.  ^ matches only at the start of the field.
+ * - A pcre2_match error (match, depth or heap limit: a pathological
+ *   pattern or input) is never taken as "no match": the feed returns
+ *   LG_E_MATCH and the error is sticky; the caller applies the fail mode.
+ * - Exceptions to whole/stream parity: a release forced by max_hold (then
+ *   ss->overflows > 0); a limit error in one run but not the other; and a
+ *   field scanned with both placeholder-issuing and restore rules, since
+ *   a restore rule asks the vault when it finds a placeholder, and a
+ *   stream may have issued that placeholder by then (policies restore on
+ *   the response side and issue on the prompt side, so this does not
+ *   arise with them).
+ *
  * Ownership: lg_scanner holds per-thread match state for a policy (the
  * policy must outlive it); an lg_sscan belongs to one text field of one
  * message and uses one scanner.  Neither is thread-safe; the policy is. */
@@ -73,8 +99,10 @@ enum {
 
 /* Result of a scan: the strongest action found, or a negative error. */
 
-/* Scan text whole.  Appends the transformed text (== text when nothing
- * changes or without LG_SCAN_ENFORCE) to out, and findings to f.  on is
+/* Scan text whole (a stream of one final feed with max_hold = n, so the
+ * result is the streaming result with no hold-back bound).  Appends the
+ * transformed text (== text when nothing changes or without
+ * LG_SCAN_ENFORCE) to out, and findings to f.  on is
  * LG_ON_PROMPT or LG_ON_RESPONSE; role one LG_ROLE_* bit.  The vault (may
  * be NULL: placeholder redaction then falls back to the rule's mask) gives
  * placeholders and restores them.  Returns the strongest action among the
@@ -92,8 +120,18 @@ typedef struct lg_sscan {
     size_t base;        /* offset in the whole stream of win.data[0] */
     int blocked;        /* a blocking finding was seen; later feeds release nothing */
     size_t overflows;   /* times max_hold forced a release */
+    size_t *resume;     /* per rule: stream offset where its search goes on (heap, owned) */
+    lg_finding *pend;   /* findings not yet released, offsets in the stream (heap, owned) */
+    size_t npend, cpend;
+    int err;            /* sticky error: once a feed fails every later feed returns it */
+    int done;           /* the final feed was seen */
 } lg_sscan;
 
+/* Start scanning one field.  role: one LG_ROLE_* bit (prompt side; a rule
+ * with roles == 0 applies to every role).  max_hold 0 means the policy's
+ * max_hold (4096 when that is 0 too); values below 16 are raised to 16 so a
+ * character and a little text always fit.  LG_OK, LG_E_INVAL, LG_E_NOMEM;
+ * call lg_sscan_free afterwards in every case. */
 int lg_sscan_init(lg_sscan *ss, lg_scanner *sc, unsigned on, unsigned role,
                   unsigned flags, size_t max_hold);
 
@@ -103,7 +141,13 @@ int lg_sscan_init(lg_sscan *ss, lg_scanner *sc, unsigned on, unsigned role,
  * released.  Returns the strongest action among the new findings (or
  * LG_ACT_ALLOW), or an error.  When it returns LG_ACT_BLOCK with
  * LG_SCAN_ENFORCE, out holds only text before the blocked match and the
- * stream should be cut; later feeds release nothing. */
+ * stream should be cut; later feeds release nothing and return
+ * LG_ACT_ALLOW, and findings after the blocked match are not reported.
+ * Without LG_SCAN_ENFORCE text is released unchanged (with the same
+ * hold-back) and findings carry LG_ACT_LOG.  A delta larger than max_hold
+ * is processed in max_hold slices.  Errors are sticky: LG_E_MATCH (see
+ * above), LG_E_LIMIT (out full), LG_E_NOMEM; LG_E_STATE after the final
+ * feed. */
 int lg_sscan_feed(lg_sscan *ss, const char *p, size_t n, int final,
                   lg_vault *v, lg_buf *out, lg_findings *f);
 

@@ -1,0 +1,814 @@
+/* Scanner tests: whole-text results, and the streaming contract that any
+ * split of the text into deltas gives exactly the whole-text output and
+ * findings (every pair of cut points for short texts, random token lengths
+ * for long ones).  Policies are built by hand so these tests do not depend
+ * on the policy loader. */
+#include <criterion/criterion.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "error.h"
+#include "scan.h"
+#include "vault.h"
+
+/* ==== Helpers ==== */
+
+#define MAXR 16
+
+typedef struct tpol {
+    lg_policy p;
+    lg_rule r[MAXR];
+} tpol;
+
+static lg_rule *add_rule(tpol *t, const char *id, const char *pat, int action)
+{
+    cr_assert_lt(t->p.nrules, MAXR);
+    lg_rule *r = &t->r[t->p.nrules++];
+    memset(r, 0, sizeof *r);
+    r->id = (char *)id;
+    r->pattern = (char *)pat;
+    r->on = LG_ON_PROMPT | LG_ON_RESPONSE;
+    r->roles = 0;
+    r->action = action;
+    r->redact = LG_REDACT_MASK;
+    char err[256];
+    size_t off = 0;
+    int rc = lg_rule_compile(r, err, sizeof err, &off);
+    cr_assert_eq(rc, LG_OK, "compile %s: %s at %zu", pat, err, off);
+    t->p.rules = t->r;
+    size_t lb = lg_rule_lookbehind(r);
+    if (lb > t->p.max_lookbehind)
+        t->p.max_lookbehind = lb;
+    return r;
+}
+
+static void tpol_init(tpol *t)
+{
+    memset(t, 0, sizeof *t);
+    t->p.version = 1;
+    t->p.max_hold = 4096;
+    t->p.rules = t->r;
+}
+
+static void tpol_free(tpol *t)
+{
+    for (size_t i = 0; i < t->p.nrules; i++)
+        lg_rule_free_code(&t->r[i]);
+}
+
+#define EMAIL_RE "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}"
+#define CARD_RE "\\b\\d(?:[ -]?\\d){11,18}\\b"
+#define CNID_RE "\\b\\d{17}[\\dXx]\\b"
+#define KEY_RE "\\bsk-[A-Za-z0-9]{48}\\b"
+
+/* The standard rule set of these tests. */
+static void std_rules(tpol *t)
+{
+    lg_rule *r = add_rule(t, "pii.email", EMAIL_RE, LG_ACT_REDACT);
+    r->redact = LG_REDACT_PLACEHOLDER;
+    r->label = "EMAIL";
+    r = add_rule(t, "pii.card", CARD_RE, LG_ACT_REDACT);
+    r->validator = LG_VAL_LUHN;
+    r->mask = "[CARD]";
+    r = add_rule(t, "pii.cnid", CNID_RE, LG_ACT_REDACT);
+    r->validator = LG_VAL_CN_ID;
+    r->redact = LG_REDACT_PLACEHOLDER;
+    r->label = "CN_ID";
+    r = add_rule(t, "secret.key", KEY_RE, LG_ACT_REDACT);
+    r->mask = "[KEY]";
+    r = add_rule(t, "internal.restore", LG_VAULT_PATTERN, LG_ACT_REDACT);
+    r->restore = 1;
+    r->on = LG_ON_RESPONSE;
+    add_rule(t, "word.cat", "\\bcat\\b", LG_ACT_LOG);
+    add_rule(t, "lb.token", "(?<=token=)[a-z0-9]{8}", LG_ACT_REDACT);
+}
+
+/* A vault that knows [EMAIL_1] = alice@example.com. */
+static lg_vault *std_vault(void)
+{
+    lg_vault *v = lg_vault_new(100);
+    lg_buf b;
+    lg_buf_init(&b, 1024);
+    cr_assert_eq(lg_vault_placeholder(v, "EMAIL", "alice@example.com", 17, &b), LG_OK);
+    cr_assert_str_eq(b.data, "[EMAIL_1]");
+    lg_buf_free(&b);
+    return v;
+}
+
+typedef struct result {
+    lg_buf out;
+    lg_finding f[64];
+    size_t nf;
+    int act;     /* strongest action over all feeds, or the first error */
+    int blocked;
+    size_t overflows;
+} result;
+
+static void result_free(result *r)
+{
+    lg_buf_free(&r->out);
+}
+
+static void collect(result *r, lg_findings *f)
+{
+    for (size_t i = 0; i < f->n && r->nf < 64; i++)
+        r->f[r->nf++] = f->v[i];
+}
+
+/* Feed text in pieces ending at cuts[0..ncuts) (increasing, < n), then the
+ * rest with final = 1. */
+static void run_split(const lg_policy *p, unsigned on, unsigned flags, const char *text,
+                      size_t n, const size_t *cuts, size_t ncuts, size_t max_hold, result *res)
+{
+    lg_scanner *sc = lg_scanner_new(p);
+    cr_assert_not_null(sc);
+    lg_vault *v = std_vault();
+    lg_sscan ss;
+    cr_assert_eq(lg_sscan_init(&ss, sc, on, LG_ROLE_USER, flags, max_hold), LG_OK);
+    memset(res, 0, sizeof *res);
+    lg_buf_init(&res->out, 1 << 20);
+    lg_findings f;
+    lg_findings_init(&f, 64);
+    size_t prev = 0;
+    res->act = LG_ACT_ALLOW;
+    for (size_t i = 0; i <= ncuts; i++) {
+        size_t c = i < ncuts ? cuts[i] : n;
+        int fin = i == ncuts;
+        lg_findings_reset(&f);
+        int rc = lg_sscan_feed(&ss, text + prev, c - prev, fin, v, &res->out, &f);
+        collect(res, &f);
+        if (rc < 0) {
+            res->act = rc;
+            break;
+        }
+        if (rc > res->act)
+            res->act = rc;
+        prev = c;
+    }
+    res->blocked = ss.blocked;
+    res->overflows = ss.overflows;
+    lg_findings_free(&f);
+    lg_sscan_free(&ss);
+    lg_vault_free(v);
+    lg_scanner_free(sc);
+}
+
+static void run_whole(const lg_policy *p, unsigned on, unsigned flags, const char *text,
+                      size_t n, result *res)
+{
+    lg_scanner *sc = lg_scanner_new(p);
+    cr_assert_not_null(sc);
+    lg_vault *v = std_vault();
+    memset(res, 0, sizeof *res);
+    lg_buf_init(&res->out, 1 << 20);
+    lg_findings f;
+    lg_findings_init(&f, 64);
+    res->act = lg_scan_text(sc, on, LG_ROLE_USER, flags, text, n, v, &res->out, &f);
+    collect(res, &f);
+    lg_findings_free(&f);
+    lg_vault_free(v);
+    lg_scanner_free(sc);
+}
+
+static void assert_same(const result *a, const result *b, const char *what)
+{
+    cr_assert_eq(a->act, b->act, "%s: action %d vs %d", what, a->act, b->act);
+    cr_assert_eq(a->out.len, b->out.len, "%s: out len %zu vs %zu: [%s] vs [%s]", what,
+                 a->out.len, b->out.len, a->out.data ? a->out.data : "",
+                 b->out.data ? b->out.data : "");
+    if (a->out.len)
+        cr_assert(memcmp(a->out.data, b->out.data, a->out.len) == 0, "%s: out [%s] vs [%s]",
+                  what, a->out.data, b->out.data);
+    cr_assert_eq(a->nf, b->nf, "%s: findings %zu vs %zu", what, a->nf, b->nf);
+    for (size_t i = 0; i < a->nf; i++) {
+        cr_assert_eq(a->f[i].rule, b->f[i].rule, "%s: finding %zu rule", what, i);
+        cr_assert_eq(a->f[i].start, b->f[i].start, "%s: finding %zu start", what, i);
+        cr_assert_eq(a->f[i].end, b->f[i].end, "%s: finding %zu end", what, i);
+        cr_assert_eq(a->f[i].action, b->f[i].action, "%s: finding %zu action", what, i);
+    }
+}
+
+static int contains(const lg_buf *b, const char *needle)
+{
+    return b->len && memmem(b->data, b->len, needle, strlen(needle)) != NULL;
+}
+
+/* ==== Whole-text behaviour ==== */
+
+Test(scan_compile, bad_pattern_reports_offset)
+{
+    lg_rule r = { .pattern = "ab(c" };
+    char err[128];
+    size_t off = 99;
+    cr_assert_eq(lg_rule_compile(&r, err, sizeof err, &off), LG_E_REGEX);
+    cr_assert_null(r.code);
+    cr_assert_eq(off, 4);
+    cr_assert(strstr(err, "parenthesis") != NULL, "%s", err);
+    lg_rule_free_code(&r); /* safe on a rule never compiled */
+    lg_rule r2 = { .pattern = NULL };
+    cr_assert_eq(lg_rule_compile(&r2, err, sizeof err, &off), LG_E_INVAL);
+    lg_rule r3 = { .pattern = "a\\Cb" };
+    cr_assert_eq(lg_rule_compile(&r3, err, sizeof err, &off), LG_E_REGEX, "\\C is refused");
+}
+
+Test(scan_compile, lookbehind_and_jit)
+{
+    lg_rule r = { .pattern = "(?<=token=)x" };
+    cr_assert_eq(lg_rule_compile(&r, NULL, 0, NULL), LG_OK);
+    cr_assert_eq(lg_rule_lookbehind(&r), 6 * 4);
+    size_t jsz = 0;
+    cr_assert_eq(pcre2_pattern_info(r.code, PCRE2_INFO_JITSIZE, &jsz), 0);
+    cr_assert_gt(jsz, 0, "JIT compiled");
+    /* recompiling replaces the code without leaking */
+    cr_assert_eq(lg_rule_compile(&r, NULL, 0, NULL), LG_OK);
+    lg_rule_free_code(&r);
+    cr_assert_null(r.code);
+    lg_rule b = { .pattern = "\\bcat" };
+    cr_assert_eq(lg_rule_compile(&b, NULL, 0, NULL), LG_OK);
+    cr_assert_eq(lg_rule_lookbehind(&b), 4, "\\b needs one character");
+    lg_rule_free_code(&b);
+    cr_assert_eq(lg_rule_lookbehind(&b), 0);
+}
+
+Test(scan_text, redacts_and_reports)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    const char *s = "Mail bob@example.org or alice@example.com, card 4111 1111 1111 1111, "
+                    "id 11010519491231002X, key sk-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV, "
+                    "cat.";
+    result r;
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s, strlen(s), &r);
+    cr_assert_eq(r.act, LG_ACT_REDACT);
+    cr_assert_str_eq(r.out.data, "Mail [EMAIL_2] or [EMAIL_1], card [CARD], id [CN_ID_1], "
+                                 "key [KEY], cat.");
+    cr_assert_eq(r.nf, 6);
+    cr_assert_str_eq(r.f[0].rule->id, "pii.email");
+    cr_assert_eq(r.f[0].start, 5);
+    cr_assert_eq(r.f[0].end, 20);
+    cr_assert_str_eq(r.f[2].rule->id, "pii.card");
+    cr_assert_str_eq(r.f[5].rule->id, "word.cat");
+    cr_assert_eq(r.f[5].action, LG_ACT_LOG);
+    result_free(&r);
+    tpol_free(&t);
+}
+
+Test(scan_text, validator_rejects_and_does_not_hide)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    /* Luhn-invalid 16 digits: no finding, not redacted. */
+    const char *s1 = "n 4111 1111 1111 1112 x";
+    result r;
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s1, strlen(s1), &r);
+    cr_assert_eq(r.act, LG_ACT_ALLOW);
+    cr_assert_str_eq(r.out.data, s1);
+    cr_assert_eq(r.nf, 0);
+    result_free(&r);
+    tpol_free(&t);
+
+    /* A rule without \b: an invalid 18-digit run hides a valid card inside. */
+    tpol_init(&t);
+    lg_rule *c = add_rule(&t, "card", "\\d{16}", LG_ACT_REDACT);
+    c->validator = LG_VAL_LUHN;
+    const char *s2 = "99" "4111111111111111" " end";
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s2, strlen(s2), &r);
+    cr_assert_str_eq(r.out.data, "99[REDACTED] end");
+    cr_assert_eq(r.nf, 1);
+    cr_assert_eq(r.f[0].start, 2);
+    result_free(&r);
+    tpol_free(&t);
+}
+
+Test(scan_text, on_and_roles)
+{
+    tpol t;
+    tpol_init(&t);
+    lg_rule *a = add_rule(&t, "a", "alpha", LG_ACT_REDACT);
+    a->on = LG_ON_PROMPT;
+    a->roles = LG_ROLE_SYSTEM;
+    lg_rule *b = add_rule(&t, "b", "beta", LG_ACT_REDACT);
+    b->on = LG_ON_RESPONSE;
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    lg_buf out;
+    lg_buf_init(&out, 1024);
+    const char *s = "alpha beta";
+    cr_assert_eq(lg_scan_text(sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, s, 10, NULL, &out, NULL),
+                 LG_ACT_ALLOW);
+    cr_assert_str_eq(out.data, "alpha beta");
+    lg_buf_reset(&out);
+    cr_assert_eq(lg_scan_text(sc, LG_ON_PROMPT, LG_ROLE_SYSTEM, LG_SCAN_ENFORCE, s, 10, NULL, &out, NULL),
+                 LG_ACT_REDACT);
+    cr_assert_str_eq(out.data, "[REDACTED] beta");
+    lg_buf_reset(&out);
+    /* roles are a prompt-side notion; the response rule applies regardless */
+    cr_assert_eq(lg_scan_text(sc, LG_ON_RESPONSE, LG_ROLE_ASSISTANT, LG_SCAN_ENFORCE, s, 10, NULL, &out, NULL),
+                 LG_ACT_REDACT);
+    cr_assert_str_eq(out.data, "alpha [REDACTED]");
+    lg_buf_free(&out);
+    lg_scanner_free(sc);
+    tpol_free(&t);
+}
+
+Test(scan_text, overlap_resolution)
+{
+    tpol t;
+    tpol_init(&t);
+    lg_rule *w = add_rule(&t, "weak", "secret plan", LG_ACT_REDACT);
+    w->mask = "[W]";
+    lg_rule *s = add_rule(&t, "strong", "plan b", LG_ACT_BLOCK);
+    (void)s;
+    lg_rule *l = add_rule(&t, "long", "secret plan b", LG_ACT_REDACT);
+    l->mask = "[L]";
+    lg_rule *e = add_rule(&t, "early", "the secret", LG_ACT_REDACT);
+    e->mask = "[E]";
+    const char *txt = "the secret plan b now";
+    result r;
+    /* the block wins over the redactions it overlaps */
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, txt, strlen(txt), &r);
+    cr_assert_eq(r.act, LG_ACT_BLOCK);
+    cr_assert_str_eq(r.out.data, "[E] ", "got [%s]", r.out.data);
+    result_free(&r);
+    /* among equal actions: earlier start wins, then the longer one */
+    t.r[1].action = LG_ACT_LOG;
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, txt, strlen(txt), &r);
+    cr_assert_str_eq(r.out.data, "[E] plan b now", "got [%s]", r.out.data);
+    cr_assert_eq(r.nf, 4, "overlapping findings are still reported");
+    result_free(&r);
+    t.r[3].action = LG_ACT_LOG;
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, txt, strlen(txt), &r);
+    cr_assert_str_eq(r.out.data, "the [L] now", "got [%s]", r.out.data);
+    result_free(&r);
+    tpol_free(&t);
+}
+
+Test(scan_text, block_cuts_and_monitor_passes)
+{
+    tpol t;
+    tpol_init(&t);
+    add_rule(&t, "block", "(?i)project\\s+falcon", LG_ACT_BLOCK);
+    lg_rule *m = add_rule(&t, "mail", EMAIL_RE, LG_ACT_REDACT);
+    m->mask = "[M]";
+    const char *s = "x@y.com: tell me about Project Falcon and a@b.com";
+    result r;
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s, strlen(s), &r);
+    cr_assert_eq(r.act, LG_ACT_BLOCK);
+    cr_assert_str_eq(r.out.data, "[M]: tell me about ");
+    cr_assert_eq(r.nf, 2, "findings after the block are not reported");
+    result_free(&r);
+
+    run_whole(&t.p, LG_ON_PROMPT, 0, s, strlen(s), &r);
+    cr_assert_eq(r.act, LG_ACT_LOG);
+    cr_assert_str_eq(r.out.data, s);
+    cr_assert_eq(r.nf, 3);
+    for (size_t i = 0; i < r.nf; i++)
+        cr_assert_eq(r.f[i].action, LG_ACT_LOG);
+    result_free(&r);
+
+    /* streamed: blocked, later feeds release nothing */
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    lg_sscan ss;
+    lg_sscan_init(&ss, sc, LG_ON_RESPONSE, LG_ROLE_ASSISTANT, LG_SCAN_ENFORCE, 0);
+    lg_buf out;
+    lg_buf_init(&out, 1024);
+    cr_assert_eq(lg_sscan_feed(&ss, "about project fal", 17, 0, NULL, &out, NULL), LG_ACT_ALLOW);
+    cr_assert_str_eq(out.data, "about ");
+    cr_assert_eq(lg_sscan_feed(&ss, "con now", 7, 0, NULL, &out, NULL), LG_ACT_BLOCK);
+    cr_assert(ss.blocked);
+    cr_assert_str_eq(out.data, "about ");
+    cr_assert_eq(lg_sscan_feed(&ss, "more", 4, 1, NULL, &out, NULL), LG_ACT_ALLOW);
+    cr_assert_str_eq(out.data, "about ");
+    lg_buf_free(&out);
+    lg_sscan_free(&ss);
+    lg_scanner_free(sc);
+    tpol_free(&t);
+}
+
+Test(scan_text, restore_known_and_unknown)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    const char *s = "Write to [EMAIL_1] and [EMAIL_7], [PHONE_1].";
+    result r;
+    run_whole(&t.p, LG_ON_RESPONSE, LG_SCAN_ENFORCE, s, strlen(s), &r);
+    cr_assert_str_eq(r.out.data, "Write to alice@example.com and [EMAIL_7], [PHONE_1].");
+    cr_assert_eq(r.nf, 1);
+    cr_assert_eq(r.f[0].start, 9);
+    cr_assert_eq(r.f[0].end, 18);
+    result_free(&r);
+    /* no vault: placeholders stay, placeholder redaction falls back to the mask */
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    lg_buf out;
+    lg_buf_init(&out, 1024);
+    cr_assert_eq(lg_scan_text(sc, LG_ON_RESPONSE, LG_ROLE_ASSISTANT, LG_SCAN_ENFORCE, s, strlen(s),
+                              NULL, &out, NULL), LG_ACT_ALLOW);
+    cr_assert_str_eq(out.data, s);
+    lg_buf_reset(&out);
+    cr_assert_eq(lg_scan_text(sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, "a bob@x.io", 10,
+                              NULL, &out, NULL), LG_ACT_REDACT);
+    cr_assert_str_eq(out.data, "a [REDACTED]");
+    lg_buf_free(&out);
+    lg_scanner_free(sc);
+    tpol_free(&t);
+}
+
+Test(scan_text, vault_full_falls_back_to_mask)
+{
+    tpol t;
+    tpol_init(&t);
+    lg_rule *r = add_rule(&t, "mail", EMAIL_RE, LG_ACT_REDACT);
+    r->redact = LG_REDACT_PLACEHOLDER;
+    r->label = "EMAIL";
+    r->mask = "[MAIL]";
+    lg_vault *v = lg_vault_new(1);
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    lg_buf out;
+    lg_buf_init(&out, 1024);
+    const char *s = "a@b.cc c@d.ee a@b.cc";
+    cr_assert_eq(lg_scan_text(sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, s, strlen(s), v, &out, NULL),
+                 LG_ACT_REDACT);
+    cr_assert_str_eq(out.data, "[EMAIL_1] [MAIL] [EMAIL_1]");
+    lg_buf_free(&out);
+    lg_scanner_free(sc);
+    lg_vault_free(v);
+    tpol_free(&t);
+}
+
+Test(scan_text, catastrophic_pattern_hits_limit)
+{
+    tpol t;
+    tpol_init(&t);
+    add_rule(&t, "evil", "(a+)+b", LG_ACT_BLOCK);
+    char s[64];
+    memset(s, 'a', 40);
+    memcpy(s + 40, "!b", 3);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    result r;
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s, strlen(s), &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_eq(r.act, LG_E_MATCH);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    cr_assert_lt(secs, 2.0, "took %.2fs", secs);
+    result_free(&r);
+    /* streamed: the error is sticky */
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    lg_sscan ss;
+    lg_sscan_init(&ss, sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, 0);
+    lg_buf out;
+    lg_buf_init(&out, 1024);
+    int rc = lg_sscan_feed(&ss, s, 42, 0, NULL, &out, NULL);
+    cr_assert_eq(rc, LG_E_MATCH);
+    cr_assert_eq(lg_sscan_feed(&ss, "x", 1, 1, NULL, &out, NULL), LG_E_MATCH);
+    lg_buf_free(&out);
+    lg_sscan_free(&ss);
+    lg_scanner_free(sc);
+    tpol_free(&t);
+}
+
+Test(scan_text, anchors_and_empty)
+{
+    tpol t;
+    tpol_init(&t);
+    add_rule(&t, "start", "^hello", LG_ACT_REDACT);
+    add_rule(&t, "end", "bye$", LG_ACT_REDACT);
+    add_rule(&t, "empty", "x*", LG_ACT_REDACT);
+    const char *s = "hello hello bye bye";
+    result w;
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s, strlen(s), &w);
+    cr_assert_str_eq(w.out.data, "[REDACTED] hello bye [REDACTED]");
+    for (size_t a = 1; a < strlen(s); a++) {
+        result r;
+        run_split(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s, strlen(s), &a, 1, 0, &r);
+        assert_same(&w, &r, "anchors");
+        result_free(&r);
+    }
+    result_free(&w);
+    tpol_free(&t);
+}
+
+/* ==== Streaming ==== */
+
+static const char *parity_texts[] = {
+    "Mail alice@example.com now",
+    "card 4111 1111 1111 1111 ok",
+    "id 11010519491231002X.",
+    "key sk-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV end",
+    "see [EMAIL_1] please",
+    "a concat cat catalog",
+    "x token=abcd1234 y",
+    "near 4111 1111 1111 1112 and 1101051949123100 ids",
+    "\xff\xfe bob@ex\xc3\xa9.com \xc3 caf\xc3\xa9 \xe2\x82\xac" "cat \xf0\x9f\x98\x80 cat\xe2\x82",
+};
+
+static const char *secrets[] = { "alice@example.com", "4111 1111 1111 1111", "11010519491231002X",
+                                 "sk-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV" };
+
+static void check_no_secret(const result *r, unsigned on)
+{
+    for (size_t k = 0; k < sizeof secrets / sizeof *secrets; k++) {
+        if (on == LG_ON_RESPONSE && k == 0)
+            continue; /* restored on purpose */
+        cr_assert(!contains(&r->out, secrets[k]), "raw value %s in output [%s]", secrets[k],
+                  r->out.data);
+    }
+}
+
+static void parity_all_pairs(unsigned on, unsigned flags)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    for (size_t k = 0; k < sizeof parity_texts / sizeof *parity_texts; k++) {
+        const char *s = parity_texts[k];
+        size_t n = strlen(s);
+        result w;
+        run_whole(&t.p, on, flags, s, n, &w);
+        if (flags & LG_SCAN_ENFORCE)
+            check_no_secret(&w, on);
+        else
+            cr_assert(w.out.len == n && memcmp(w.out.data, s, n) == 0);
+        char what[64];
+        for (size_t a = 0; a <= n; a++)
+            for (size_t b = a; b <= n; b++) {
+                size_t cuts[2] = { a, b };
+                result r;
+                run_split(&t.p, on, flags, s, n, cuts, 2, 0, &r);
+                snprintf(what, sizeof what, "text %zu cuts %zu,%zu", k, a, b);
+                assert_same(&w, &r, what);
+                cr_assert_eq(r.overflows, 0);
+                result_free(&r);
+            }
+        /* one byte at a time */
+        size_t *cuts = malloc(n * sizeof *cuts);
+        for (size_t i = 0; i < n; i++)
+            cuts[i] = i;
+        result r;
+        run_split(&t.p, on, flags, s, n, cuts, n, 0, &r);
+        assert_same(&w, &r, "bytewise");
+        result_free(&r);
+        free(cuts);
+        result_free(&w);
+    }
+    tpol_free(&t);
+}
+
+Test(scan_stream, parity_every_pair_of_cuts_prompt, .timeout = 120)
+{
+    parity_all_pairs(LG_ON_PROMPT, LG_SCAN_ENFORCE);
+}
+
+Test(scan_stream, parity_every_pair_of_cuts_response, .timeout = 120)
+{
+    parity_all_pairs(LG_ON_RESPONSE, LG_SCAN_ENFORCE);
+}
+
+Test(scan_stream, parity_every_pair_of_cuts_monitor, .timeout = 120)
+{
+    parity_all_pairs(LG_ON_RESPONSE, 0);
+}
+
+Test(scan_stream, parity_random_tokens_long_text, .timeout = 120)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    add_rule(&t, "block", "(?i)project\\s+falcon", LG_ACT_BLOCK);
+    const char *base =
+        "Dear cat, please write to alice@example.com or bob.smith@mail.example.co.uk about "
+        "[EMAIL_1]. My card is 4111-1111-1111-1111 (not 4111 1111 1111 1112), id "
+        "11010519491231002X, another 440524198001010013 and token=abcd1234; key "
+        "sk-abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV. caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd "
+        "concat cat. Later: project   falcon details and carol@example.net.";
+    size_t n = strlen(base);
+    unsigned flags_set[2] = { LG_SCAN_ENFORCE, 0 };
+    unsigned on_set[2] = { LG_ON_PROMPT, LG_ON_RESPONSE };
+    uint32_t seed = 12345;
+    for (int fi = 0; fi < 2; fi++)
+        for (int oi = 0; oi < 2; oi++) {
+            result w;
+            run_whole(&t.p, on_set[oi], flags_set[fi], base, n, &w);
+            if (flags_set[fi]) {
+                cr_assert_eq(w.act, LG_ACT_BLOCK);
+                cr_assert(!contains(&w.out, "falcon"));
+            }
+            for (int trial = 0; trial < 400; trial++) {
+                size_t cuts[512], nc = 0, pos = 0;
+                for (;;) {
+                    seed = seed * 1103515245u + 12345u;
+                    pos += 1 + (seed >> 16) % 8;
+                    if (pos >= n)
+                        break;
+                    cuts[nc++] = pos;
+                }
+                result r;
+                run_split(&t.p, on_set[oi], flags_set[fi], base, n, cuts, nc, 0, &r);
+                assert_same(&w, &r, "random tokens");
+                cr_assert_eq(r.overflows, 0);
+                result_free(&r);
+            }
+            result_free(&w);
+        }
+    tpol_free(&t);
+}
+
+Test(scan_stream, hold_back_is_minimal)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    lg_sscan ss;
+    lg_sscan_init(&ss, sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, 0);
+    lg_buf out;
+    lg_buf_init(&out, 4096);
+    lg_findings f;
+    lg_findings_init(&f, 16);
+    /* nothing could start here: all released (the trailing space too) */
+    cr_assert_eq(lg_sscan_feed(&ss, "Hello, how are you? ", 20, 0, NULL, &out, &f), LG_ACT_ALLOW);
+    cr_assert_str_eq(out.data, "Hello, how are you? ");
+    cr_assert_eq(lg_sscan_held(&ss), 0);
+    /* "mail bob" could be the start of an address: held from "bob" */
+    lg_sscan_feed(&ss, "mail bob", 8, 0, NULL, &out, &f);
+    cr_assert_str_eq(out.data, "Hello, how are you? mail ");
+    cr_assert_eq(lg_sscan_held(&ss), 3);
+    lg_sscan_feed(&ss, "@example.com", 12, 0, NULL, &out, &f);
+    cr_assert_eq(lg_sscan_held(&ss), 15, "the address could still grow");
+    cr_assert_eq(f.n, 0);
+    lg_sscan_feed(&ss, " ok!", 4, 0, NULL, &out, &f);
+    cr_assert_str_eq(out.data, "Hello, how are you? mail [REDACTED] ok!");
+    cr_assert_eq(f.n, 1);
+    cr_assert_eq(f.v[0].start, 25);
+    cr_assert_eq(f.v[0].end, 40);
+    cr_assert_eq(lg_sscan_held(&ss), 0);
+    /* an incomplete UTF-8 character is held until it completes */
+    lg_sscan_feed(&ss, " caf\xc3", 5, 0, NULL, &out, &f);
+    cr_assert_eq(lg_sscan_held(&ss), 4, "'caf' (\\b rules) and the lead byte");
+    lg_sscan_feed(&ss, "\xa9", 1, 1, NULL, &out, &f);
+    cr_assert_str_eq(out.data, "Hello, how are you? mail [REDACTED] ok! caf\xc3\xa9");
+    cr_assert_eq(f.n, 1, "reported once");
+    cr_assert_eq(lg_sscan_feed(&ss, "x", 1, 1, NULL, &out, &f), LG_E_STATE);
+    lg_findings_free(&f);
+    lg_buf_free(&out);
+    lg_sscan_free(&ss);
+    lg_scanner_free(sc);
+    tpol_free(&t);
+}
+
+Test(scan_stream, lookbehind_across_feeds)
+{
+    tpol t;
+    tpol_init(&t);
+    add_rule(&t, "lb", "(?<=token=)[a-z0-9]{8}(?![a-z0-9])", LG_ACT_REDACT);
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    lg_sscan ss;
+    lg_sscan_init(&ss, sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, 0);
+    lg_buf out;
+    lg_buf_init(&out, 4096);
+    lg_findings f;
+    lg_findings_init(&f, 16);
+    lg_sscan_feed(&ss, "say token=", 10, 0, NULL, &out, &f);
+    lg_sscan_feed(&ss, "abcd", 4, 0, NULL, &out, &f);
+    lg_sscan_feed(&ss, "1234 done", 9, 1, NULL, &out, &f);
+    cr_assert_str_eq(out.data, "say token=[REDACTED] done");
+    cr_assert_eq(f.n, 1);
+    cr_assert_eq(f.v[0].start, 10);
+    lg_findings_free(&f);
+    lg_buf_free(&out);
+    lg_sscan_free(&ss);
+    lg_scanner_free(sc);
+    tpol_free(&t);
+}
+
+Test(scan_stream, max_hold_overflow)
+{
+    tpol t;
+    tpol_init(&t);
+    add_rule(&t, "xy", "x[a-z]*y", LG_ACT_REDACT);
+    add_rule(&t, "mail", EMAIL_RE, LG_ACT_REDACT);
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    lg_sscan ss;
+    lg_sscan_init(&ss, sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, 32);
+    cr_assert_eq(ss.max_hold, 32);
+    lg_buf out;
+    lg_buf_init(&out, 1 << 16);
+    char in[4096];
+    size_t n = 0;
+    in[n++] = 'x';
+    lg_sscan_feed(&ss, "x", 1, 0, NULL, &out, NULL);
+    for (int i = 0; i < 200; i++) {
+        char c = (char)('a' + i % 24); /* never 'y' */
+        in[n++] = c;
+        cr_assert_geq(lg_sscan_feed(&ss, &c, 1, 0, NULL, &out, NULL), 0);
+        cr_assert_leq(lg_sscan_held(&ss), 32);
+    }
+    cr_assert_gt(ss.overflows, 0);
+    /* released text is the input, unchanged: no complete match in it */
+    cr_assert(out.len > 150 && memcmp(out.data, in, out.len) == 0);
+    /* a complete match straddling the forced cut is redacted whole */
+    lg_sscan_feed(&ss, "y", 1, 1, NULL, &out, NULL);
+    cr_assert(!contains(&out, "y"), "[%s]", out.data);
+    lg_buf_free(&out);
+    lg_sscan_free(&ss);
+
+    /* one huge delta is sliced: emails far apart are all redacted */
+    lg_sscan_init(&ss, sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, 64);
+    lg_buf_init(&out, 1 << 16);
+    char big[3000];
+    memset(big, '.', sizeof big);
+    for (int i = 0; i < 10; i++)
+        memcpy(big + i * 290 + 7, " a@b.cc ", 8);
+    lg_findings f;
+    lg_findings_init(&f, 64);
+    cr_assert_eq(lg_sscan_feed(&ss, big, sizeof big, 1, NULL, &out, &f), LG_ACT_REDACT);
+    cr_assert_eq(f.n, 10);
+    cr_assert(!contains(&out, "a@b.cc"));
+    cr_assert_eq(out.len, sizeof big - 10 * 6 + 10 * 10);
+    lg_findings_free(&f);
+    lg_buf_free(&out);
+    lg_sscan_free(&ss);
+    lg_scanner_free(sc);
+    tpol_free(&t);
+}
+
+Test(scan_stream, invalid_utf8_deterministic)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    add_rule(&t, "word", "\\w+\\d", LG_ACT_REDACT);
+    uint32_t seed = 7;
+    for (int trial = 0; trial < 200; trial++) {
+        unsigned char s[48];
+        for (size_t i = 0; i < sizeof s; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned x = seed >> 16;
+            s[i] = (unsigned char)(x % 3 == 0 ? 0x80 + x % 128 : x % 3 == 1 ? (unsigned)('a' + x % 4) : (unsigned char)"1 @.\xc3\xe2\xf0"[x % 7]);
+        }
+        result w, w2;
+        run_whole(&t.p, LG_ON_RESPONSE, LG_SCAN_ENFORCE, (char *)s, sizeof s, &w);
+        run_whole(&t.p, LG_ON_RESPONSE, LG_SCAN_ENFORCE, (char *)s, sizeof s, &w2);
+        assert_same(&w, &w2, "deterministic");
+        for (size_t a = 1; a < sizeof s; a += 3) {
+            size_t cuts[3] = { a / 2, a, a + (sizeof s - a) / 2 };
+            result r;
+            run_split(&t.p, LG_ON_RESPONSE, LG_SCAN_ENFORCE, (char *)s, sizeof s, cuts, 3, 0, &r);
+            assert_same(&w, &r, "invalid utf-8 split");
+            result_free(&r);
+        }
+        result_free(&w);
+        result_free(&w2);
+    }
+    tpol_free(&t);
+}
+
+Test(scan_findings, limit_and_reset)
+{
+    lg_findings f;
+    lg_findings_init(&f, 2);
+    lg_rule r = { 0 };
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(lg_findings_add(&f, &r, (size_t)i, (size_t)i + 1, LG_ACT_LOG), LG_OK);
+    cr_assert_eq(f.n, 2);
+    cr_assert_eq(f.dropped, 3);
+    cr_assert_eq(f.v[1].start, 1);
+    lg_findings_reset(&f);
+    cr_assert_eq(f.n, 0);
+    cr_assert_eq(f.dropped, 0);
+    lg_findings_free(&f);
+    lg_findings_free(&f);
+}
+
+Test(scan_stream, errors)
+{
+    tpol t;
+    tpol_init(&t);
+    add_rule(&t, "a", "abc", LG_ACT_REDACT);
+    lg_scanner *sc = lg_scanner_new(&t.p);
+    cr_assert_eq(lg_scanner_policy(sc), &t.p);
+    cr_assert_null(lg_scanner_new(NULL));
+    lg_sscan ss;
+    cr_assert_eq(lg_sscan_init(&ss, NULL, LG_ON_PROMPT, LG_ROLE_USER, 0, 0), LG_E_INVAL);
+    lg_sscan_free(&ss);
+    lg_sscan_init(&ss, sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, 0);
+    lg_buf out;
+    lg_buf_init(&out, 4);
+    cr_assert_eq(lg_sscan_feed(&ss, NULL, 3, 0, NULL, &out, NULL), LG_E_INVAL);
+    /* output over its cap: error, sticky */
+    cr_assert_eq(lg_sscan_feed(&ss, "hello world", 11, 0, NULL, &out, NULL), LG_E_LIMIT);
+    cr_assert_eq(lg_sscan_feed(&ss, "x", 1, 1, NULL, &out, NULL), LG_E_LIMIT);
+    lg_buf_free(&out);
+    lg_sscan_free(&ss);
+    lg_scanner_free(sc);
+    tpol_free(&t);
+}
