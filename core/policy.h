@@ -89,6 +89,7 @@ typedef struct lg_rule {
     const char *src;   /* file (or pack name) it was defined in; owned by the policy */
     int line, col;     /* where it was defined, for diagnostics */
     void *code;        /* pcre2_code *, JIT-compiled with PCRE2_JIT_PARTIAL_HARD; owned */
+    char *note;        /* what the rule catches and what it must not; may be "" */
 } lg_rule;
 
 typedef struct lg_policy {
@@ -117,6 +118,9 @@ typedef struct lg_diag {
     char msg[512];   /* what is wrong, e.g. "regex: missing closing parenthesis at offset 7" */
 } lg_diag;
 
+/* Every string of a loaded rule (id, category, message, label, mask,
+ * pattern, note) is non-NULL; defaults are filled in by the loader. */
+
 /* Load a policy from JSON text.  name is what diagnostics call it (file
  * name).  Returns LG_OK and *out, or LG_E_POLICY / LG_E_REGEX / LG_E_NOMEM
  * with *d filled (d may be NULL).  Unknown keys are errors (a typo must not
@@ -130,6 +134,15 @@ int lg_policy_load_file(const char *path, lg_policy **out, lg_diag *d);
 /* The built-in default policy: every built-in pack, enforce mode, fail open. */
 int lg_policy_builtin(lg_policy **out, lg_diag *d);
 
+/* The i-th built-in pack (0-based, in default order): returns its name
+ * ("injection", "pii", ...) and sets *json / *len (may be NULL) to its
+ * JSON source (static, NUL-terminated); NULL past the last pack.
+ * Defined in core/packs.c, which embeds core/packs/<name>.json. */
+const char *lg_policy_pack(size_t i, const char **json, size_t *len);
+
+/* Largest policy file lg_policy_load_file reads. */
+#define LG_POLICY_MAX_FILE (4u << 20)
+
 void lg_policy_free(lg_policy *p);
 
 /* "file:line:col: rule 'id': message" (parts that are unknown left out). */
@@ -139,6 +152,14 @@ void lg_diag_format(const lg_diag *d, char *buf, size_t n);
 const char *lg_action_name(int action);
 const char *lg_severity_name(int sev);
 const char *lg_mode_name(int mode);
+const char *lg_fail_name(int fail);          /* "open", "closed" */
+const char *lg_log_text_name(int log_text);  /* "none", "redacted", "full" */
+
+/* The reverse: the enum value for a name, or -1 when s is not one (for
+ * callers applying environment overrides such as LLMGUARD_MODE). */
+int lg_action_parse(const char *s);
+int lg_mode_parse(const char *s);
+int lg_fail_parse(const char *s);
 
 /* The rule with this id, or NULL. */
 const lg_rule *lg_policy_rule(const lg_policy *p, const char *id);
