@@ -18,7 +18,9 @@ void lg_buf_init(lg_buf *b, size_t max)
 
 static int grow(lg_buf *b, size_t need)
 {
-    if (need <= b->cap)
+    /* data may still be NULL with need == 0: allocate anyway, so that the
+     * NUL terminator always has somewhere to go. */
+    if (need <= b->cap && b->data)
         return LG_OK;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
