@@ -1,0 +1,780 @@
+/* llmguard-log: reads the collector's JSONL files directly (so it works
+ * whether or not the collector runs) and answers "what happened":
+ *   tail [-n N] [-f]   the newest events, then follow the current file
+ *                      across rotations
+ *   query              matching events in time order, across rotated files
+ *   stats              counts by decision, rule, program and model, with
+ *                      bars
+ *   status             the collector's status file and whether it runs
+ * Filters: --since/--until (durations or timestamps), --decision, --rule
+ * (glob over finding rules), --pid, --exe (glob over the path or its
+ * basename), --model, --api (globs).  --json gives JSONL (query, tail) or
+ * a JSON object (stats, status) for scripts; on a terminal the table is
+ * aligned and coloured.  Lines that do not parse (a torn last line after a
+ * crash) are skipped. */
+#include "common/logfiles.h"
+#include "emit.h"
+#include "version.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ==== Options ==== */
+static struct {
+    char dir[4096];
+    int json, color, utf8;
+    int64_t since, until;
+    int has_since, has_until;
+    char *decision;   /* comma list */
+    char *rule, *exe, *model, *api;
+    long pid;         /* -1: any */
+    long n;           /* tail count */
+    int follow;
+    long limit;       /* query: at most this many (0: all) */
+    int top;          /* stats: rows per section */
+} opt = {.pid = -1, .n = 10, .top = 10};
+
+/* ==== Event access ==== */
+static const char *jstr(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const char *exe_of(const cJSON *e)
+{
+    const char *x = jstr(e, "exe");
+    return x ? x : jstr(e, "exe_claimed");
+}
+
+static const char *base(const char *p)
+{
+    const char *s = p ? strrchr(p, '/') : NULL;
+    return s ? s + 1 : p;
+}
+
+static int in_list(const char *list, const char *v)
+{
+    if (!v)
+        return 0;
+    size_t vl = strlen(v);
+    for (const char *p = list; *p;) {
+        const char *c = strchr(p, ',');
+        size_t l = c ? (size_t)(c - p) : strlen(p);
+        if (l == vl && !strncmp(p, v, l))
+            return 1;
+        p += l + (c ? 1 : 0);
+    }
+    return 0;
+}
+
+static int glob(const char *pat, const char *v)
+{
+    return v && fnmatch(pat, v, 0) == 0;
+}
+
+/* Quick check on the raw line (time range) before the full parse. */
+static int pre_match(const char *line, size_t n, int64_t *ts)
+{
+    const char *v;
+    size_t vl;
+    *ts = 0;
+    if (lg_line_field(line, n, "ts", 256, &v, &vl) == 0)
+        lg_parse_rfc3339(v, vl, ts);
+    if (opt.has_since && *ts < opt.since)
+        return 0;
+    if (opt.has_until && *ts >= opt.until)
+        return 0;
+    return 1;
+}
+
+static int match(const cJSON *e)
+{
+    if (!cJSON_IsObject(e))
+        return 0;
+    if (opt.decision && !in_list(opt.decision, jstr(e, "decision")))
+        return 0;
+    if (opt.pid >= 0) {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "pid");
+        if (!cJSON_IsNumber(p) || (long)p->valuedouble != opt.pid)
+            return 0;
+    }
+    if (opt.exe) {
+        const char *x = exe_of(e);
+        if (!glob(opt.exe, x) && !glob(opt.exe, base(x)))
+            return 0;
+    }
+    if (opt.model && !glob(opt.model, jstr(e, "model")))
+        return 0;
+    if (opt.api && !glob(opt.api, jstr(e, "api")))
+        return 0;
+    if (opt.rule) {
+        const cJSON *f, *fs = cJSON_GetObjectItemCaseSensitive(e, "findings");
+        int any = 0;
+        cJSON_ArrayForEach(f, fs) any |= glob(opt.rule, jstr(f, "rule"));
+        if (!any)
+            return 0;
+    }
+    return 1;
+}
+
+/* ==== Table output ==== */
+#define NCOL 7
+static const char *col_name[NCOL] = {"TIME", "DECISION", "PID", "PROGRAM",
+                                     "API", "MODEL", "RULES"};
+static int col_w[NCOL] = {20, 8, 7, 16, 14, 12, 0};
+
+static const char *dec_color(const char *d)
+{
+    if (!opt.color || !d)
+        return "";
+    if (!strcmp(d, "block")) return "\033[1;31m";
+    if (!strcmp(d, "redact")) return "\033[33m";
+    if (!strcmp(d, "log")) return "\033[36m";
+    if (!strcmp(d, "allow")) return "\033[32m";
+    if (!strcmp(d, "error")) return "\033[35m";
+    return "";
+}
+
+static void cells(const cJSON *e, char c[NCOL][256])
+{
+    const char *ts = jstr(e, "ts");
+    /* 2025-01-02T03:04:05.123456Z -> 2025-01-02 03:04:05Z */
+    if (ts && strlen(ts) >= 19)
+        snprintf(c[0], 256, "%.10s %.8sZ", ts, ts + 11);
+    else
+        snprintf(c[0], 256, "%s", ts ? ts : "-");
+    snprintf(c[1], 256, "%s", jstr(e, "decision") ? jstr(e, "decision") : "-");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "pid");
+    if (cJSON_IsNumber(p))
+        snprintf(c[2], 256, "%.0f", p->valuedouble);
+    else
+        strcpy(c[2], "-");
+    snprintf(c[3], 256, "%s", exe_of(e) ? base(exe_of(e)) : "-");
+    snprintf(c[4], 256, "%s", jstr(e, "api") ? jstr(e, "api") : "-");
+    snprintf(c[5], 256, "%s", jstr(e, "model") ? jstr(e, "model") : "-");
+    c[6][0] = 0;
+    const cJSON *f, *fs = cJSON_GetObjectItemCaseSensitive(e, "findings");
+    size_t l = 0;
+    cJSON_ArrayForEach(f, fs)
+    {
+        const char *r = jstr(f, "rule");
+        if (r && l + strlen(r) + 2 < 256)
+            l += (size_t)snprintf(c[6] + l, 256 - l, "%s%s", l ? "," : "", r);
+    }
+    if (!l)
+        strcpy(c[6], "-");
+}
+
+static void widen(const cJSON *e)
+{
+    char c[NCOL][256];
+    cells(e, c);
+    for (int i = 0; i < NCOL - 1; i++)
+        if ((int)strlen(c[i]) > col_w[i])
+            col_w[i] = (int)strlen(c[i]);
+}
+
+static void print_header(void)
+{
+    if (opt.json)
+        return;
+    for (int i = 0; i < NCOL - 1; i++)
+        printf("%-*s  ", col_w[i], col_name[i]);
+    printf("%s\n", col_name[NCOL - 1]);
+    if (opt.color)
+        fflush(stdout);
+}
+
+static void print_event(const cJSON *e, const char *line, size_t n)
+{
+    if (opt.json) {
+        fwrite(line, 1, n, stdout);
+        fputc('\n', stdout);
+        return;
+    }
+    char c[NCOL][256];
+    cells(e, c);
+    for (int i = 0; i < NCOL; i++) {
+        const char *pre = i == 1 ? dec_color(c[1]) : "";
+        const char *post = *pre ? "\033[0m" : "";
+        if (i == NCOL - 1)
+            printf("%s\n", c[i]);
+        else
+            printf("%s%-*s%s  ", pre, col_w[i], c[i], post);
+    }
+}
+
+/* ==== Reading files ==== */
+typedef struct {
+    int64_t ts;
+    int file;
+    long long off;
+    size_t len;
+    size_t seq;
+} rec;
+
+typedef int (*line_fn)(int file, long long off, const char *line, size_t n,
+                       void *ctx);
+
+/* Calls fn for every complete line of path.  Returns bytes consumed. */
+static long long scan_file(int file, const char *path, long long from,
+                           line_fn fn, void *ctx)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return from;
+    if (from && fseeko(f, from, SEEK_SET) != 0) {
+        fclose(f);
+        return from;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t k;
+    long long off = from;
+    while ((k = getline(&line, &cap, f)) > 0) {
+        if (line[k - 1] != '\n') /* incomplete: being written or torn */
+            break;
+        fn(file, off, line, (size_t)k - 1, ctx);
+        off += k;
+    }
+    free(line);
+    fclose(f);
+    return off;
+}
+
+static char **files;
+static int nfiles;
+
+static int load_files(void)
+{
+    nfiles = lg_logfiles_list(opt.dir, &files);
+    if (nfiles < 0) {
+        fprintf(stderr, "llmguard-log: %s: %s\n", opt.dir, strerror(-nfiles));
+        return -1;
+    }
+    return 0;
+}
+
+/* ==== query ==== */
+static rec *recs;
+static size_t nrec, caprec;
+
+static int collect(int file, long long off, const char *line, size_t n, void *ctx)
+{
+    (void)ctx;
+    int64_t ts;
+    if (!pre_match(line, n, &ts))
+        return 0;
+    cJSON *e = cJSON_ParseWithLength(line, n);
+    if (e && match(e)) {
+        if (nrec == caprec) {
+            caprec = caprec ? caprec * 2 : 1024;
+            recs = realloc(recs, caprec * sizeof *recs);
+            if (!recs) {
+                fprintf(stderr, "llmguard-log: out of memory\n");
+                exit(1);
+            }
+        }
+        recs[nrec] = (rec){ts, file, off, n, nrec};
+        nrec++;
+        if (!opt.json)
+            widen(e);
+    }
+    cJSON_Delete(e);
+    return 0;
+}
+
+static int cmp_rec(const void *a, const void *b)
+{
+    const rec *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void print_rec(const rec *r, FILE **fh)
+{
+    char *buf = malloc(r->len + 1);
+    if (!buf)
+        return;
+    if (!fh[r->file])
+        fh[r->file] = fopen(files[r->file], "re");
+    if (fh[r->file] && fseeko(fh[r->file], r->off, SEEK_SET) == 0 &&
+        fread(buf, 1, r->len, fh[r->file]) == r->len) {
+        cJSON *e = cJSON_ParseWithLength(buf, r->len);
+        if (e)
+            print_event(e, buf, r->len);
+        cJSON_Delete(e);
+    }
+    free(buf);
+}
+
+static int cmd_query(void)
+{
+    if (load_files())
+        return 1;
+    for (int i = 0; i < nfiles; i++)
+        scan_file(i, files[i], 0, collect, NULL);
+    /* Files are in order and mostly so inside; spooled events arrive late
+     * and break it, so sort by event time (stable on file order). */
+    int sorted = 1;
+    for (size_t i = 1; i < nrec && sorted; i++)
+        sorted = recs[i - 1].ts <= recs[i].ts;
+    if (!sorted)
+        qsort(recs, nrec, sizeof *recs, cmp_rec);
+    size_t n = nrec;
+    if (opt.limit > 0 && (size_t)opt.limit < n)
+        n = (size_t)opt.limit;
+    FILE **fh = calloc((size_t)nfiles + 1, sizeof *fh);
+    if (n || isatty(1))
+        print_header();
+    for (size_t i = 0; i < n; i++)
+        print_rec(&recs[i], fh);
+    for (int i = 0; i < nfiles; i++)
+        if (fh[i])
+            fclose(fh[i]);
+    free(fh);
+    return 0;
+}
+
+/* ==== tail ==== */
+static int follow_line(int file, long long off, const char *line, size_t n,
+                       void *ctx)
+{
+    (void)file, (void)off, (void)ctx;
+    int64_t ts;
+    if (pre_match(line, n, &ts)) {
+        cJSON *e = cJSON_ParseWithLength(line, n);
+        if (e && match(e))
+            print_event(e, line, n);
+        cJSON_Delete(e);
+    }
+    return 0;
+}
+
+static int cmd_tail(void)
+{
+    if (load_files())
+        return 1;
+    /* Newest files first until we have n matches. */
+    int first = nfiles;
+    size_t got = 0;
+    while (first > 0 && got < (size_t)opt.n) {
+        first--;
+        size_t before = nrec;
+        scan_file(first, files[first], 0, collect, NULL);
+        got += nrec - before;
+    }
+    /* collect() appended per file; order by (file, offset) */
+    size_t n = nrec;
+    for (size_t i = 0; i < n; i++)
+        recs[i].ts = (int64_t)recs[i].file << 40 | recs[i].off;
+    if (n)
+        qsort(recs, n, sizeof *recs, cmp_rec);
+    size_t from = n > (size_t)opt.n ? n - (size_t)opt.n : 0;
+    FILE **fh = calloc((size_t)nfiles + 1, sizeof *fh);
+    print_header();
+    for (size_t i = from; i < n; i++)
+        print_rec(&recs[i], fh);
+    for (int i = 0; i < nfiles; i++)
+        if (fh[i])
+            fclose(fh[i]);
+    free(fh);
+    fflush(stdout);
+    if (!opt.follow)
+        return 0;
+    /* Follow events.jsonl: read what is appended; when it is rotated away
+     * (a different inode at the path), finish the old file, print the
+     * files rotated after it (several rotations can happen between two
+     * polls), then continue with the new current file. */
+    char cur[4200];
+    snprintf(cur, sizeof cur, "%s/%s", opt.dir, LG_LOG_CURRENT);
+    int fd = open(cur, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    long long pos = 0;
+    if (fd >= 0 && fstat(fd, &st) == 0)
+        pos = st.st_size;
+    char *buf = NULL;
+    size_t have = 0, cap = 0;
+    for (;;) {
+        int progressed = 0;
+        if (fd >= 0) {
+            if (cap - have < 65536) {
+                cap = cap ? cap * 2 : 1 << 20;
+                buf = realloc(buf, cap);
+                if (!buf)
+                    return 1;
+            }
+            ssize_t k = pread(fd, buf + have, cap - have, pos);
+            if (k > 0) {
+                progressed = 1;
+                pos += k;
+                have += (size_t)k;
+                size_t start = 0;
+                char *nl;
+                while ((nl = memchr(buf + start, '\n', have - start))) {
+                    size_t ln = (size_t)(nl - buf - start);
+                    follow_line(0, 0, buf + start, ln, NULL);
+                    start += ln + 1;
+                }
+                memmove(buf, buf + start, have - start);
+                have -= start;
+                fflush(stdout);
+            }
+        }
+        if (progressed)
+            continue;
+        struct stat s1, s2;
+        if (fd < 0 || stat(cur, &s1) != 0 || fstat(fd, &s2) != 0 ||
+            s1.st_ino != s2.st_ino || s1.st_dev != s2.st_dev) {
+            /* Rotated (and the old file is read to its end). */
+            int nfd = open(cur, O_RDONLY | O_CLOEXEC);
+            struct stat ns = {0};
+            if (nfd >= 0)
+                fstat(nfd, &ns);
+            if (fd >= 0) {
+                char **fl;
+                int nf = lg_logfiles_list(opt.dir, &fl);
+                int after = 0;
+                for (int i = 0; i < nf; i++) {
+                    struct stat fs;
+                    if (stat(fl[i], &fs) != 0)
+                        continue;
+                    if (nfd >= 0 && fs.st_ino == ns.st_ino && fs.st_dev == ns.st_dev)
+                        break;
+                    if (after && strcmp(fl[i], cur))
+                        scan_file(0, fl[i], 0, follow_line, NULL);
+                    if (fs.st_ino == s2.st_ino && fs.st_dev == s2.st_dev)
+                        after = 1;
+                }
+                if (nf > 0)
+                    lg_logfiles_free(fl, nf);
+                close(fd);
+                fflush(stdout);
+            }
+            fd = nfd;
+            pos = 0;
+            have = 0;
+            if (fd >= 0)
+                continue;
+        } else if (s2.st_size < pos)
+            pos = 0, have = 0; /* truncated */
+        struct timespec d = {0, 200 * 1000 * 1000};
+        nanosleep(&d, NULL);
+    }
+}
+
+/* ==== stats ==== */
+typedef struct {
+    char *key;
+    long n;
+} kv;
+typedef struct {
+    const char *title;
+    kv *v;
+    size_t n, cap;
+} table;
+static table t_dec = {"decision", 0, 0, 0}, t_rule = {"rule", 0, 0, 0},
+             t_prog = {"program", 0, 0, 0}, t_model = {"model", 0, 0, 0};
+static long total;
+
+static void bump(table *t, const char *k)
+{
+    if (!k)
+        k = "-";
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->v[i].key, k)) {
+            t->v[i].n++;
+            return;
+        }
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 16;
+        t->v = realloc(t->v, t->cap * sizeof *t->v);
+    }
+    t->v[t->n++] = (kv){strdup(k), 1};
+}
+
+static int count(int file, long long off, const char *line, size_t n, void *ctx)
+{
+    (void)file, (void)off, (void)ctx;
+    int64_t ts;
+    if (!pre_match(line, n, &ts))
+        return 0;
+    cJSON *e = cJSON_ParseWithLength(line, n);
+    if (e && match(e)) {
+        total++;
+        bump(&t_dec, jstr(e, "decision"));
+        bump(&t_prog, exe_of(e) ? base(exe_of(e)) : NULL);
+        bump(&t_model, jstr(e, "model"));
+        const cJSON *f, *fs = cJSON_GetObjectItemCaseSensitive(e, "findings");
+        cJSON_ArrayForEach(f, fs) bump(&t_rule, jstr(f, "rule"));
+    }
+    cJSON_Delete(e);
+    return 0;
+}
+
+static int cmp_kv(const void *a, const void *b)
+{
+    const kv *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n > y->n ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
+static void print_table(table *t)
+{
+    qsort(t->v, t->n, sizeof *t->v, cmp_kv);
+    printf("%sby %s%s\n", opt.color ? "\033[1m" : "", t->title,
+           opt.color ? "\033[0m" : "");
+    if (!t->n) {
+        printf("  (none)\n");
+        return;
+    }
+    size_t rows = t->n < (size_t)opt.top ? t->n : (size_t)opt.top;
+    int kw = 4;
+    for (size_t i = 0; i < rows; i++)
+        if ((int)strlen(t->v[i].key) > kw)
+            kw = (int)strlen(t->v[i].key);
+    if (kw > 40)
+        kw = 40;
+    long max = t->v[0].n;
+    for (size_t i = 0; i < rows; i++) {
+        int bar = max ? (int)((t->v[i].n * 40 + max - 1) / max) : 0;
+        const char *col = t == &t_dec ? dec_color(t->v[i].key) : "";
+        printf("  %-*.*s %8ld  %s", kw, kw, t->v[i].key, t->v[i].n, col);
+        for (int b = 0; b < bar; b++)
+            fputs(opt.utf8 ? "\u2588" : "#", stdout);
+        printf("%s\n", *col ? "\033[0m" : "");
+    }
+    if (t->n > rows)
+        printf("  ... %zu more\n", t->n - rows);
+}
+
+static cJSON *table_json(table *t)
+{
+    qsort(t->v, t->n, sizeof *t->v, cmp_kv);
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; i < t->n; i++)
+        cJSON_AddNumberToObject(o, t->v[i].key, (double)t->v[i].n);
+    return o;
+}
+
+static int cmd_stats(void)
+{
+    if (load_files())
+        return 1;
+    for (int i = 0; i < nfiles; i++)
+        scan_file(i, files[i], 0, count, NULL);
+    if (opt.json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "total", (double)total);
+        cJSON_AddItemToObject(o, "by_decision", table_json(&t_dec));
+        cJSON_AddItemToObject(o, "by_rule", table_json(&t_rule));
+        cJSON_AddItemToObject(o, "by_program", table_json(&t_prog));
+        cJSON_AddItemToObject(o, "by_model", table_json(&t_model));
+        char *s = cJSON_Print(o);
+        puts(s);
+        free(s);
+        cJSON_Delete(o);
+        return 0;
+    }
+    printf("%ld events\n", total);
+    print_table(&t_dec);
+    print_table(&t_rule);
+    print_table(&t_prog);
+    print_table(&t_model);
+    return 0;
+}
+
+/* ==== status ==== */
+static int cmd_status(void)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", opt.dir, LG_LOG_LOCK);
+    int running = 0, fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        running = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+        close(fd);
+    }
+    snprintf(p, sizeof p, "%s/%s", opt.dir, LG_LOG_STATUS);
+    FILE *f = fopen(p, "re");
+    cJSON *st = NULL;
+    if (f) {
+        static char buf[65536];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = 0;
+        fclose(f);
+        st = cJSON_Parse(buf);
+    }
+    if (!st)
+        st = cJSON_CreateObject();
+    cJSON_DeleteItemFromObject(st, "running");
+    cJSON_AddBoolToObject(st, "running", running);
+    if (opt.json) {
+        char *s = cJSON_Print(st);
+        puts(s);
+        free(s);
+    } else {
+        printf("collector: %s\n", running ? "running" : "not running");
+        printf("log dir:   %s\n", opt.dir);
+        const cJSON *it;
+        cJSON_ArrayForEach(it, st)
+        {
+            if (cJSON_IsNumber(it))
+                printf("%-18s %.0f\n", it->string, it->valuedouble);
+            else if (cJSON_IsString(it))
+                printf("%-18s %s\n", it->string, it->valuestring);
+            else if (cJSON_IsObject(it)) {
+                const cJSON *s;
+                cJSON_ArrayForEach(s, it) if (cJSON_IsNumber(s))
+                    printf("%-18s %.0f\n", s->string, s->valuedouble);
+            }
+        }
+    }
+    cJSON_Delete(st);
+    return running ? 0 : 3;
+}
+
+/* ==== main ==== */
+static void usage(FILE *o)
+{
+    fprintf(o,
+"usage: llmguard-log [options] tail|query|stats|status [filters]\n"
+"  tail [-n N] [-f]        last N events (default 10), then follow\n"
+"  query [--limit N]       matching events in time order\n"
+"  stats [--top N]         counts by decision, rule, program and model\n"
+"  status                  is the collector running, its counters\n"
+"filters:\n"
+"  --since WHEN --until WHEN   durations (90s, 15m, 2h, 7d, 1w) or timestamps\n"
+"  --decision LIST   allow,log,redact,block,error     --rule GLOB\n"
+"  --pid N   --exe GLOB   --model GLOB   --api GLOB\n"
+"output:\n"
+"  --json            JSONL (query, tail) or a JSON object (stats, status)\n"
+"  --color WHEN      auto (default), always, never\n"
+"  --dir DIR         log directory (default $LLMGUARD_LOG_DIR or\n"
+"                    $XDG_STATE_HOME/llmguard); --system: /var/log/llmguard\n");
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_SINCE = 256, OPT_UNTIL, OPT_DEC, OPT_RULE, OPT_PID, OPT_EXE,
+           OPT_MODEL, OPT_API, OPT_JSON, OPT_COLOR, OPT_DIR, OPT_SYSTEM,
+           OPT_LIMIT, OPT_TOP, OPT_VERSION };
+    static const struct option lo[] = {
+        {"since", required_argument, 0, OPT_SINCE},
+        {"until", required_argument, 0, OPT_UNTIL},
+        {"decision", required_argument, 0, OPT_DEC},
+        {"rule", required_argument, 0, OPT_RULE},
+        {"pid", required_argument, 0, OPT_PID},
+        {"exe", required_argument, 0, OPT_EXE},
+        {"model", required_argument, 0, OPT_MODEL},
+        {"api", required_argument, 0, OPT_API},
+        {"json", no_argument, 0, OPT_JSON},
+        {"color", required_argument, 0, OPT_COLOR},
+        {"colour", required_argument, 0, OPT_COLOR},
+        {"dir", required_argument, 0, OPT_DIR},
+        {"system", no_argument, 0, OPT_SYSTEM},
+        {"limit", required_argument, 0, OPT_LIMIT},
+        {"top", required_argument, 0, OPT_TOP},
+        {"follow", no_argument, 0, 'f'},
+        {"lines", required_argument, 0, 'n'},
+        {"version", no_argument, 0, OPT_VERSION},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *dir = NULL, *since = NULL, *until = NULL, *color = "auto";
+    int system = 0, c;
+    while ((c = getopt_long(argc, argv, "fn:h", lo, NULL)) != -1) {
+        switch (c) {
+        case OPT_SINCE: since = optarg; break;
+        case OPT_UNTIL: until = optarg; break;
+        case OPT_DEC: opt.decision = optarg; break;
+        case OPT_RULE: opt.rule = optarg; break;
+        case OPT_PID: {
+            char *end;
+            opt.pid = strtol(optarg, &end, 10);
+            if (*end || opt.pid < 0) {
+                fprintf(stderr, "llmguard-log: bad --pid %s\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case OPT_EXE: opt.exe = optarg; break;
+        case OPT_MODEL: opt.model = optarg; break;
+        case OPT_API: opt.api = optarg; break;
+        case OPT_JSON: opt.json = 1; break;
+        case OPT_COLOR: color = optarg; break;
+        case OPT_DIR: dir = optarg; break;
+        case OPT_SYSTEM: system = 1; break;
+        case OPT_LIMIT: opt.limit = atol(optarg); break;
+        case OPT_TOP: opt.top = atoi(optarg) > 0 ? atoi(optarg) : 10; break;
+        case 'f': opt.follow = 1; break;
+        case 'n': opt.n = atol(optarg) >= 0 ? atol(optarg) : 10; break;
+        case OPT_VERSION: printf("llmguard-log %s\n", LG_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[optind];
+    if (dir)
+        snprintf(opt.dir, sizeof opt.dir, "%s", dir);
+    else if (lg_logdir_default(opt.dir, sizeof opt.dir, system) != 0) {
+        fprintf(stderr, "llmguard-log: no log directory (use --dir)\n");
+        return 2;
+    }
+    int64_t now = lg_now_us();
+    if (since && lg_parse_when(since, now, &opt.since) != 0) {
+        fprintf(stderr, "llmguard-log: bad --since %s\n", since);
+        return 2;
+    }
+    if (until && lg_parse_when(until, now, &opt.until) != 0) {
+        fprintf(stderr, "llmguard-log: bad --until %s\n", until);
+        return 2;
+    }
+    opt.has_since = since != NULL;
+    opt.has_until = until != NULL;
+    if (!strcmp(color, "always"))
+        opt.color = 1;
+    else if (!strcmp(color, "never"))
+        opt.color = 0;
+    else if (!strcmp(color, "auto"))
+        opt.color = isatty(1) && getenv("NO_COLOR") == NULL &&
+                    (!getenv("TERM") || strcmp(getenv("TERM"), "dumb"));
+    else {
+        fprintf(stderr, "llmguard-log: --color auto|always|never\n");
+        return 2;
+    }
+    const char *lang = getenv("LC_ALL");
+    if (!lang || !*lang) lang = getenv("LC_CTYPE");
+    if (!lang || !*lang) lang = getenv("LANG");
+    opt.utf8 = isatty(1) && lang && (strstr(lang, "UTF-8") || strstr(lang, "utf8"));
+    signal(SIGPIPE, SIG_DFL);
+    if (!strcmp(cmd, "query"))
+        return cmd_query();
+    if (!strcmp(cmd, "tail"))
+        return cmd_tail();
+    if (!strcmp(cmd, "stats"))
+        return cmd_stats();
+    if (!strcmp(cmd, "status"))
+        return cmd_status();
+    fprintf(stderr, "llmguard-log: unknown command %s\n", cmd);
+    usage(stderr);
+    return 2;
+}
