@@ -1,0 +1,260 @@
+/* The fd table: which fds the shim tracks.  An array of atomic pointers
+ * indexed by fd number, sized from RLIMIT_NOFILE's hard limit (capped) and
+ * mapped with mmap so untouched pages cost nothing.  The untracked path is
+ * one bounds check and one load (lg__fd_peek in shim.h): no locks, no
+ * allocation, async-signal-safe.
+ *
+ * Entries are type-stable (never freed, recycled through a free list), so a
+ * pointer loaded without a lock stays safe to lock; the slow path then checks
+ * that the table still points at the entry and that the socket behind the fd
+ * number is the one that was tracked (st_dev/st_ino), because a process may
+ * close an fd without calling close() (Node: syscall(SYS_close)) and the
+ * number may now be a file.  Never buffer bytes for an fd not provably ours.
+ *
+ * fork(): pthread_atfork takes the pool lock and every entry lock before the
+ * fork and releases them on both sides, so the child inherits consistent
+ * entries and keeps tracking.  Engine code runs under an entry lock and
+ * takes the vault's and the emitter's locks inside it, so those must be
+ * taken after ours in the prepare phase: prepare handlers run in reverse
+ * order of registration, hence lg__fdtab_atfork is registered last
+ * (config.c). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include "shim.h"
+
+#define LG__TAB_MAX (1u << 20) /* fds beyond this are never tracked */
+#define LG__TAB_MIN 1024
+
+_Atomic(lg__fd *) *lg__tab;
+atomic_size_t lg__tabsz;
+atomic_int lg__npending;
+_Atomic(lg__fd *) lg__all;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static lg__fd *free_list;
+
+/* Output buffers are capped: the engine never holds more than its own
+ * limits (max_body) plus framing; 64 MiB bounds a runaway. */
+#define LG__BUF_MAX ((size_t)64 << 20)
+
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    for (lg__fd *e = atomic_load(&lg__all); e; e = e->next_all)
+        pthread_mutex_lock(&e->mu);
+}
+
+static void atfork_release(void)
+{
+    for (lg__fd *e = atomic_load(&lg__all); e; e = e->next_all)
+        pthread_mutex_unlock(&e->mu);
+    pthread_mutex_unlock(&pool_mu);
+}
+
+void lg__fdtab_init(void)
+{
+    if (atomic_load(&lg__tabsz))
+        return;
+    struct rlimit rl;
+    size_t n = LG__TAB_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < n)
+        n = rl.rlim_max < LG__TAB_MIN ? LG__TAB_MIN : (size_t)rl.rlim_max;
+    void *p = mmap(NULL, n * sizeof(*lg__tab), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return; /* nothing is ever tracked: the shim is inert */
+    lg__tab = p;
+    atomic_store_explicit(&lg__tabsz, n, memory_order_release);
+}
+
+void lg__fdtab_atfork(void)
+{
+    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+}
+
+lg__fd *lg__fd_alloc(void)
+{
+    pthread_mutex_lock(&pool_mu);
+    lg__fd *e = free_list;
+    if (e) {
+        free_list = e->next_free;
+    } else {
+        e = calloc(1, sizeof(*e));
+        if (e) {
+            pthread_mutex_init(&e->mu, NULL);
+            e->next_all = atomic_load(&lg__all);
+            atomic_store(&lg__all, e);
+        }
+    }
+    pthread_mutex_unlock(&pool_mu);
+    if (!e)
+        return NULL;
+    pthread_mutex_lock(&e->mu);
+    e->live = 1;
+    e->dev = 0;
+    e->ino = 0;
+    e->nfds = 0;
+    e->conn = NULL;
+    lg_buf_init(&e->to_server, LG__BUF_MAX);
+    lg_buf_init(&e->to_client, LG__BUF_MAX);
+    e->to_client_off = 0;
+    atomic_store(&e->pending, 0);
+    e->closing = e->server_eof = e->client_eof = e->err = e->sniffed = 0;
+    e->nregs = 0;
+    e->endpoint[0] = '\0';
+    e->next_free = NULL;
+    return e;
+}
+
+/* e locked, already unlinked from every fd number. */
+static void release_locked(lg__fd *e)
+{
+    lg__in_shim++;
+    if (e->conn)
+        lg_conn_free(e->conn);
+    lg__in_shim--;
+    e->conn = NULL;
+    lg_buf_free(&e->to_server);
+    lg_buf_free(&e->to_client);
+    e->to_client_off = 0;
+    if (atomic_exchange(&e->pending, 0))
+        atomic_fetch_sub(&lg__npending, 1);
+    e->live = 0;
+    e->nregs = 0;
+}
+
+static void to_free_list(lg__fd *e)
+{
+    pthread_mutex_lock(&pool_mu);
+    e->next_free = free_list;
+    free_list = e;
+    pthread_mutex_unlock(&pool_mu);
+}
+
+/* Remove fd from e's numbers and registrations; e locked.  Returns the
+ * remaining count. */
+static int drop_alias_locked(lg__fd *e, int fd)
+{
+    for (int i = 0; i < e->nfds; i++)
+        if (e->fds[i] == fd) {
+            e->fds[i] = e->fds[--e->nfds];
+            break;
+        }
+    for (int i = 0; i < e->nregs;)
+        if (e->regs[i].fd == fd)
+            e->regs[i] = e->regs[--e->nregs];
+        else
+            i++;
+    return e->nfds;
+}
+
+static void untrack_entry(int fd, lg__fd *e)
+{
+    lg__fd *want = e;
+    if (!atomic_compare_exchange_strong(&lg__tab[fd], &want, NULL))
+        return; /* someone else already did */
+    pthread_mutex_lock(&e->mu);
+    int left = e->live ? drop_alias_locked(e, fd) : 0;
+    int freed = 0;
+    if (e->live && left == 0) {
+        release_locked(e);
+        freed = 1;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (freed) {
+        if (lg__debug)
+            lg__log("untrack fd %d", fd);
+        to_free_list(e);
+    }
+}
+
+void lg__fd_untrack(int fd)
+{
+    lg__fd *e = lg__fd_peek(fd);
+    if (e)
+        untrack_entry(fd, e);
+}
+
+void lg__fd_untrack_all_locked(lg__fd *e)
+{
+    for (int i = 0; i < e->nfds; i++) {
+        lg__fd *want = e;
+        atomic_compare_exchange_strong(&lg__tab[e->fds[i]], &want, NULL);
+    }
+    if (lg__debug)
+        lg__log("untrack fd %d (pass-through)", e->nfds ? e->fds[0] : -1);
+    e->nfds = 0;
+    release_locked(e);
+    pthread_mutex_unlock(&e->mu);
+    to_free_list(e);
+}
+
+int lg__fd_publish(int fd, lg__fd *e)
+{
+    if ((size_t)(unsigned)fd >= atomic_load(&lg__tabsz))
+        return -1;
+    lg__fd *old = atomic_load(&lg__tab[fd]);
+    if (old && old != e)
+        untrack_entry(fd, old);
+    e->fds[0] = fd;
+    e->nfds = 1;
+    atomic_store_explicit(&lg__tab[fd], e, memory_order_release);
+    return 0;
+}
+
+int lg__fd_add_alias(lg__fd *e, int fd)
+{
+    if ((size_t)(unsigned)fd >= atomic_load(&lg__tabsz) || e->nfds >= LG__MAX_FDS_PER_ENTRY)
+        return -1;
+    e->fds[e->nfds++] = fd;
+    atomic_store_explicit(&lg__tab[fd], e, memory_order_release);
+    return 0;
+}
+
+lg__fd *lg__fd_acquire(int fd, lg__fd *e)
+{
+    int saved = errno;
+    pthread_mutex_lock(&e->mu);
+    if (!e->live || atomic_load(&lg__tab[fd]) != e) {
+        pthread_mutex_unlock(&e->mu);
+        errno = saved;
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_dev != e->dev || st.st_ino != e->ino) {
+        /* The number was closed behind our back and reused (or is gone). */
+        pthread_mutex_unlock(&e->mu);
+        if (lg__debug)
+            lg__log("fd %d is no longer the tracked socket; dropped", fd);
+        untrack_entry(fd, e);
+        errno = saved;
+        return NULL;
+    }
+    errno = saved;
+    return e;
+}
+
+void lg__fd_unlock(lg__fd *e)
+{
+    pthread_mutex_unlock(&e->mu);
+}
+
+void lg__fd_sync_pending(lg__fd *e)
+{
+    size_t now = e->to_client.len - e->to_client_off;
+    if (now == 0 && e->to_client.len) {
+        lg_buf_reset(&e->to_client);
+        e->to_client_off = 0;
+    }
+    size_t old = atomic_exchange(&e->pending, now);
+    if (now > old)
+        atomic_fetch_add(&e->edge, 1);
+    if (!old && now)
+        atomic_fetch_add(&lg__npending, 1);
+    else if (old && !now)
+        atomic_fetch_sub(&lg__npending, 1);
+}
