@@ -22,7 +22,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LG_WARN   := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes \
              -Wstrict-prototypes -Wno-unused-parameter
 LG_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC $(LG_WARN) $(WERROR) $(SAN) \
-             -Icore -Ishim $(PKG_CFLAGS)
+             -Icore -Ishim -Itools/common $(PKG_CFLAGS)
 LG_LDLIBS := $(PKG_LIBS) -lpthread
 
 # ==== Sources ====
@@ -95,7 +95,7 @@ asan:
 FUZZ_CC := clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined
 fuzz: $(FUZZ_NAMES:%=build/libfuzzer/%)
-build/libfuzzer/%: tests/fuzz/%_fuzz.c $(CORE_SRC)
+build/libfuzzer/%: tests/fuzz/%_fuzz.c $(CORE_SRC) $(wildcard core/packs/*.json)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -std=c11 -D_GNU_SOURCE -Icore $(PKG_CFLAGS) \
 	  -o $@ $< $(CORE_SRC) $(LG_LDLIBS)
@@ -106,13 +106,15 @@ integration: all
 # `make check` is the README's test command and what CI runs.
 check: deps test-deps all unit fuzz-replay asan integration $(EXTRA_CHECK)
 
-bench: all
+bench: all $(BUILD)/bench/bench_core
 	@bash scripts/bench.sh $(BUILD)
 
 eval: all
 	@bash scripts/eval.sh $(BUILD)
 
-demo: deps all
+demo:
+	@bash scripts/deps.sh demo
+	@$(MAKE) --no-print-directory all
 	@bash scripts/demo.sh $(BUILD)
 
 # Install what is missing (Debian; root or sudo).  No-op when all present.
@@ -145,3 +147,11 @@ clean:
 	rm -rf build
 
 -include $(CORE_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(COMMON_OBJ:.o=.d)
+
+# ==== Benchmarks ====
+$(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LG_CFLAGS) $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LG_LDLIBS)
+
+# The built-in packs are pulled in by .incbin, which -MMD cannot see.
+$(BUILD)/core/packs.o: $(wildcard core/packs/*.json)

@@ -9,8 +9,9 @@ build_pkgs=(build-essential pkg-config libcjson-dev libpcre2-dev libbsd-dev)
 test_pkgs=(libcriterion-dev clang curl python3 python3-requests rsyslog nodejs npm)
 case $what in
   build) want=("${build_pkgs[@]}") ;;
+  demo)  want=("${build_pkgs[@]}" curl) ;;
   test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  *) echo "usage: $0 build|demo|test" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do
