@@ -48,6 +48,10 @@ typedef struct lg_conn_cfg {
     const char *id_prefix;    /* event ids are "<id_prefix>-<counter>"; must be unique per process */
     int pid, uid;             /* claimed in events; the collector replaces them with verified ones */
     const char *exe;
+    /* With policy->canary: the marker to append to system prompts, "LGC-"
+     * followed by 16 lowercase hex digits (LG_CANARY_PATTERN), random per
+     * process.  NULL: no marker is added (core has no randomness). */
+    const char *canary;
 } lg_conn_cfg;
 
 typedef struct lg_conn lg_conn;

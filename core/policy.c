@@ -1076,7 +1076,8 @@ static int load_pack(loader *L, const char *pname)
 /* ==== Top level ==== */
 
 static const char *const top_keys[] = {"version", "mode", "fail", "endpoints", "packs", "log",
-                                       "limits", "rules", "overrides", "disable", NULL};
+                                       "limits", "rules", "overrides", "disable", "canary",
+                                       NULL};
 
 static int valid_endpoint(const char *s)
 {
@@ -1323,6 +1324,10 @@ static int load_settings(loader *L, const cJSON *root)
                 p->fail = e;
         } else if (!strcmp(k, "endpoints")) {
             rc = load_endpoints(L, c);
+        } else if (!strcmp(k, "canary")) {
+            rc = want_type(L, c, cJSON_IsBool(c), "true or false");
+            if (rc == LG_OK)
+                p->canary = cJSON_IsTrue(c);
         } else if (!strcmp(k, "log")) {
             static const char *const log_keys[] = {"text", "excerpt_chars", NULL};
             rc = want_type(L, c, cJSON_IsObject(c), "an object");
@@ -1390,6 +1395,44 @@ static int add_restore_rule(loader *L)
     r->action = LG_ACT_REDACT;
     r->redact = LG_REDACT_PLACEHOLDER;
     r->restore = 1;
+    r->builtin = 1;
+    if (!r->src || !r->id || !r->category || !r->message || !r->label || !r->mask ||
+        !r->pattern || !r->note)
+        return nomem(L);
+    ri->name = INTERNAL_SRC;
+    return LG_OK;
+}
+
+/* With "canary": true, an internal rule blocks answers carrying a canary
+ * marker, unless the policy defines a rule with that id itself. */
+static int add_canary_rule(loader *L)
+{
+    if (!L->p->canary)
+        return LG_OK;
+    for (size_t i = 0; i < L->n; i++)
+        if (strcmp(L->rules[i].id, LG_CANARY_ID) == 0)
+            return LG_OK;
+    lg_rule *r;
+    rinfo *ri;
+    int rc = push_rule(L, &r, &ri);
+    if (rc != LG_OK)
+        return rc;
+    r->src = add_source(L, INTERNAL_SRC);
+    r->id = strdup(LG_CANARY_ID);
+    r->category = strdup("output");
+    r->message = strdup("the answer repeats the canary marker from the system prompt "
+                        "(system prompt leak)");
+    r->label = strdup("CANARY");
+    r->mask = strdup("[REDACTED]");
+    r->pattern = strdup(LG_CANARY_PATTERN);
+    r->note = strdup("Internal: added by \"canary\": true. Matches the shape of the marker the "
+                     "engine appends to system prompts; a model that repeats it is leaking "
+                     "its instructions. Nothing else has this shape by accident.");
+    r->on = LG_ON_RESPONSE;
+    r->roles = LG_ROLE_ALL;
+    r->severity = LG_SEV_HIGH;
+    r->action = LG_ACT_BLOCK;
+    r->redact = LG_REDACT_MASK;
     r->builtin = 1;
     if (!r->src || !r->id || !r->category || !r->message || !r->label || !r->mask ||
         !r->pattern || !r->note)
@@ -1540,7 +1583,8 @@ int lg_policy_load(const char *name, const char *json, size_t len, lg_policy **o
         k++;
     }
     L.n = k;
-    if ((rc = add_restore_rule(&L)) != LG_OK || (rc = compile_all(&L)) != LG_OK)
+    if ((rc = add_restore_rule(&L)) != LG_OK || (rc = add_canary_rule(&L)) != LG_OK ||
+        (rc = compile_all(&L)) != LG_OK)
         goto out;
 out:
     cJSON_Delete(root);

@@ -105,10 +105,19 @@ typedef struct lg_policy {
     size_t max_body;        /* largest request/response body inspected; default 8 MiB */
     size_t max_hold;        /* streaming hold-back limit in bytes per field; default 4096 */
     size_t max_lookbehind;  /* largest PCRE2_INFO_MAXLOOKBEHIND over the rules, in bytes */
+    int canary;             /* append a canary marker to system prompts; block answers repeating one */
     char *source;           /* file the policy came from, or "<built-in>" */
     char **sources;         /* internal: names rules' src point at */
     size_t nsources;
 } lg_policy;
+
+/* The canary: a marker "LGC-" + 16 lowercase hex digits, made per process
+ * by the engine's host (lg_conn_cfg.canary), appended to the system prompt
+ * of outgoing chat and generate requests.  A model repeating it is leaking
+ * its system prompt; the internal rule LG_CANARY_ID blocks answers that
+ * carry anything of its shape. */
+#define LG_CANARY_ID "output.canary"
+#define LG_CANARY_PATTERN "LGC-[0-9a-f]{16}"
 
 /* Where a load failed.  All strings NUL-terminated, possibly empty. */
 typedef struct lg_diag {

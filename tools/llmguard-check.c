@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -192,6 +193,19 @@ static uint64_t wall_us(void *ud)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* A fresh canary marker for this run (used when the policy asks for one). */
+static void make_canary(char out[21])
+{
+    unsigned char r[8] = { 0 };
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        memcpy(r, &ts.tv_nsec, sizeof ts.tv_nsec < sizeof r ? sizeof ts.tv_nsec : sizeof r);
+    }
+    snprintf(out, 21, "LGC-%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5],
+             r[6], r[7]);
+}
+
 struct collect {
     lg_buf events;  /* one JSON event per line */
     int blocked;
@@ -238,6 +252,9 @@ static int transcript_mode(const lg_policy *pol, const char *req, size_t rn, con
     cfg.pid = (int)getpid();
     cfg.uid = (int)getuid();
     cfg.exe = "llmguard-check";
+    char canary[21];
+    make_canary(canary);
+    cfg.canary = canary;
     lg_conn *conn = v ? lg_conn_new(&cfg) : NULL;
     if (!conn) {
         fprintf(stderr, "llmguard-check: out of memory\n");
