@@ -41,7 +41,9 @@ nrot=$(ls "$LLMGUARD_LOG_DIR"/events-*.jsonl | wc -l)
 echo "rotated files: $nrot"
 [ "$nrot" -ge 3 ] || fail "expected several rotated files"
 
-writer_pid=$(grep -h '"writer":"other"' "$LLMGUARD_LOG_DIR"/events*.jsonl | head -1 | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["pid"])')
+# python reads all of grep's output: with pipefail, a reader that stops
+# early would kill grep with SIGPIPE and the test with it.
+writer_pid=$(grep -h '"writer":"other"' "$LLMGUARD_LOG_DIR"/events*.jsonl | python3 -c 'import json,sys; print(json.loads(sys.stdin.read().splitlines()[0])["pid"])')
 since_ts=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc)-d.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ"))')
 until_ts=$(python3 -c 'import datetime as d; print((d.datetime.now(d.timezone.utc)-d.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+00:00"))')
 

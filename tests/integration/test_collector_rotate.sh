@@ -30,7 +30,10 @@ PY
 st=$(status_field rotations); [ "$st" -ge 1 ] || fail "rotations not counted"
 
 # retention by age: a rotated file older than --max-age goes at start
-oldest=$(ls "$LLMGUARD_LOG_DIR"/events-*.jsonl | head -1)
+# (a glob, not `ls | head -1`: under pipefail, head closing the pipe early
+# kills ls with SIGPIPE and the script with it)
+rotated=("$LLMGUARD_LOG_DIR"/events-*.jsonl)
+oldest=${rotated[0]}
 touch -d '40 days ago' "$oldest"
 start_collector --keep 1000 --max-age 30
 [ -e "$oldest" ] && fail "file older than --max-age kept"
