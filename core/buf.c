@@ -72,6 +72,21 @@ int lg_buf_puts(lg_buf *b, const char *s)
 int lg_buf_vprintf(lg_buf *b, const char *fmt, va_list ap)
 {
     va_list ap2;
+    /* Events are built from many small printf-style appends: format
+     * straight into the spare capacity, and only when that is too small
+     * measure, grow and format again (vsnprintf twice costs twice). */
+    va_copy(ap2, ap);
+    if (b->data && b->cap > b->len) {
+        size_t room = b->cap - b->len + 1;
+        int k = vsnprintf(b->data + b->len, room, fmt, ap2);
+        if (k >= 0 && (size_t)k < room && (size_t)k <= b->max - b->len) {
+            va_end(ap2);
+            b->len += (size_t)k;
+            return LG_OK;
+        }
+        b->data[b->len] = '\0';
+    }
+    va_end(ap2);
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);

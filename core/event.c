@@ -11,20 +11,66 @@
 #include "policy.h"
 #include "sha256.h"
 
+/* Fixed-width decimal digits, right to left. */
+static void digits(char *p, unsigned long long v, int w)
+{
+    while (w-- > 0) {
+        p[w] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+static int append_ull(lg_buf *o, unsigned long long v)
+{
+    char t[24];
+    int i = (int)sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return lg_buf_append(o, t + i, sizeof t - (size_t)i);
+}
+
+static int append_int(lg_buf *o, long long v)
+{
+    if (v < 0) {
+        int rc = lg_buf_append(o, "-", 1);
+        return rc ? rc : append_ull(o, 0ULL - (unsigned long long)v);
+    }
+    return append_ull(o, (unsigned long long)v);
+}
+
 int lg_event_time(uint64_t ts_us, lg_buf *out)
 {
     time_t secs = (time_t)(ts_us / 1000000);
     struct tm tm;
-    if (!gmtime_r(&secs, &tm))
+    if (!gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999)
         return LG_E_INVAL;
-    return lg_buf_printf(out, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                         (unsigned)(ts_us % 1000000));
+    char b[27]; /* 2025-01-02T03:04:05.123456Z */
+    digits(b, (unsigned)(tm.tm_year + 1900), 4);
+    b[4] = '-';
+    digits(b + 5, (unsigned)tm.tm_mon + 1, 2);
+    b[7] = '-';
+    digits(b + 8, (unsigned)tm.tm_mday, 2);
+    b[10] = 'T';
+    digits(b + 11, (unsigned)tm.tm_hour, 2);
+    b[13] = ':';
+    digits(b + 14, (unsigned)tm.tm_min, 2);
+    b[16] = ':';
+    digits(b + 17, (unsigned)tm.tm_sec, 2);
+    b[19] = '.';
+    digits(b + 20, ts_us % 1000000, 6);
+    b[26] = 'Z';
+    return lg_buf_append(out, b, sizeof b);
 }
 
 static int str(lg_buf *o, const char *key, const char *v, size_t n)
 {
-    int rc = lg_buf_printf(o, ",\"%s\":", key);
+    int rc = lg_buf_puts(o, ",\"");
+    if (!rc)
+        rc = lg_buf_puts(o, key);
+    if (!rc)
+        rc = lg_buf_puts(o, "\":");
     if (rc)
         return rc;
     if (!v)
@@ -140,15 +186,32 @@ static int text_summary(lg_buf *o, const lg_event *e)
         chars += utf8_chars(e->texts[i].text, e->texts[i].len);
     }
     lg_sha256_final(&s, d);
-    int rc = lg_buf_printf(o, ",\"text\":{\"fields\":%zu,\"chars\":%zu,\"sha256\":\"", e->ntexts, chars);
-    for (int i = 0; !rc && i < 32; i++)
-        rc = lg_buf_printf(o, "%02x", d[i]);
+    int rc = lg_buf_puts(o, ",\"text\":{\"fields\":");
+    if (!rc)
+        rc = append_ull(o, e->ntexts);
+    if (!rc)
+        rc = lg_buf_puts(o, ",\"chars\":");
+    if (!rc)
+        rc = append_ull(o, chars);
+    if (!rc)
+        rc = lg_buf_puts(o, ",\"sha256\":\"");
+    char hex[65];
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = hx[d[i] >> 4];
+        hex[2 * i + 1] = hx[d[i] & 15];
+    }
+    hex[64] = 0;
+    if (!rc)
+        rc = lg_buf_append(o, hex, 64);
     return rc ? rc : lg_buf_puts(o, "\"}");
 }
 
 int lg_event_json(const lg_event *e, lg_buf *o)
 {
-    int rc = lg_buf_printf(o, "{\"v\":%d", LG_EVENT_VERSION);
+    int rc = lg_buf_puts(o, "{\"v\":");
+    if (!rc)
+        rc = append_int(o, LG_EVENT_VERSION);
     if (!rc)
         rc = cstr(o, "id", e->id);
     if (!rc)
@@ -156,7 +219,13 @@ int lg_event_json(const lg_event *e, lg_buf *o)
     if (!rc)
         rc = lg_event_time(e->ts_us, o);
     if (!rc)
-        rc = lg_buf_printf(o, "\",\"pid\":%d,\"uid\":%d", e->pid, e->uid);
+        rc = lg_buf_puts(o, "\",\"pid\":");
+    if (!rc)
+        rc = append_int(o, e->pid);
+    if (!rc)
+        rc = lg_buf_puts(o, ",\"uid\":");
+    if (!rc)
+        rc = append_int(o, e->uid);
     if (!rc)
         rc = cstr(o, "exe", e->exe);
     if (!rc)
@@ -165,8 +234,11 @@ int lg_event_json(const lg_event *e, lg_buf *o)
         rc = str(o, "method", e->method, e->method_len);
     if (!rc)
         rc = str(o, "path", e->path, e->path_len);
-    if (!rc && e->status)
-        rc = lg_buf_printf(o, ",\"status\":%d", e->status);
+    if (!rc && e->status) {
+        rc = lg_buf_puts(o, ",\"status\":");
+        if (!rc)
+            rc = append_int(o, e->status);
+    }
     if (!rc)
         rc = cstr(o, "api", e->api);
     if (!rc)
@@ -184,8 +256,15 @@ int lg_event_json(const lg_event *e, lg_buf *o)
     if (!rc && e->ntexts)
         rc = text_summary(o, e);
     if (!rc)
-        rc = lg_buf_printf(o, ",\"timing_us\":{\"inspect\":%llu,\"held\":%llu}",
-                           (unsigned long long)e->inspect_us, (unsigned long long)e->held_us);
+        rc = lg_buf_puts(o, ",\"timing_us\":{\"inspect\":");
+    if (!rc)
+        rc = append_ull(o, (unsigned long long)e->inspect_us);
+    if (!rc)
+        rc = lg_buf_puts(o, ",\"held\":");
+    if (!rc)
+        rc = append_ull(o, (unsigned long long)e->held_us);
+    if (!rc)
+        rc = lg_buf_puts(o, "}");
     if (!rc && e->holdback_max)
         rc = lg_buf_printf(o, ",\"holdback_max\":%zu", e->holdback_max);
     return rc ? rc : lg_buf_puts(o, "}");
