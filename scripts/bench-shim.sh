@@ -43,6 +43,19 @@ ROUNDS=${ROUNDS:-5}
 # One CPU for the client, the server and nginx: on two cores, cross-core wakeups make loopback
 # round trips bimodal (10 vs 50 µs), which would swamp the differences.
 pin=(); command -v taskset >/dev/null && taskset -c 0 true 2>/dev/null && pin=(taskset -c 0)
+# The collector is a background service and must not share that CPU: left
+# free, the scheduler's wake-affine placement (a datagram wakes it "sync" on
+# the sender's CPU) often stacks it onto CPU 0, where its work per event
+# (parse, write) runs between the client and the server, which no deployment
+# with a spare core would do; p50 then jumps by 10-20 µs from run to run.  So
+# it gets the other CPUs when there are any, and one extra configuration
+# measures it sharing CPU 0, for information.
+cpin=(); cshare=()
+if [ ${#pin[@]} -gt 0 ]; then
+  others=$(awk -F- '/^[0-9]/ { n = $NF } END { if (n > 0) print (n == 1 ? "1" : "1-" n) }' \
+           /sys/devices/system/cpu/online 2>/dev/null)
+  [ -n "$others" ] && taskset -c "$others" true 2>/dev/null && cpin=(taskset -c "$others") && cshare=(taskset -c 0)
+fi
 field() { sed -n "s/.*\\b$1 \\([0-9.]*\\).*/\\1/p"; }
 min() { sort -g | head -n1; }
 calc() { awk "BEGIN { printf \"$1\", $2 }"; }
@@ -65,17 +78,24 @@ printf '  read():  %7.1f ns without, %7.1f ns with the shim   ratio %s (target <
 # ==== servers: fakellm, a collector, nginx ====
 "${pin[@]}" "$build/llmguard-fakellm" --listen 127.0.0.1:0 --port-file "$tmp/port" --fixed-time 1700000000 \
   >/dev/null 2>"$tmp/fakellm.err" & pids+=($!)
-collector=
+collector= collector0=
 if [ -x "$build/llmguard-collectord" ]; then
-  # not pinned: the collector is a background service on whichever core
-  "$build/llmguard-collectord" --socket "$tmp/events.sock" --log-dir "$tmp/log" \
+  "${cpin[@]}" "$build/llmguard-collectord" --socket "$tmp/events.sock" --log-dir "$tmp/log" \
     >"$tmp/collector.log" 2>&1 & pids+=($!)
   collector=$tmp/events.sock
+  if [ ${#cshare[@]} -gt 0 ]; then
+    mkdir -p "$tmp/c0"
+    "${cshare[@]}" "$build/llmguard-collectord" --socket "$tmp/c0/events.sock" --log-dir "$tmp/c0/log" \
+      --spool-dir "$tmp/c0/spool" >"$tmp/c0/collector.log" 2>&1 & pids+=($!)
+    collector0=$tmp/c0/events.sock
+  fi
 fi
 for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 port=$(cat "$tmp/port" 2>/dev/null) || { echo "bench-shim: fakellm did not start" >&2; exit 1; }
 for _ in $(seq 40); do [ -z "$collector" ] || [ -S "$collector" ] && break; sleep 0.05; done
 [ -n "$collector" ] && [ ! -S "$collector" ] && collector=
+for _ in $(seq 40); do [ -z "$collector0" ] || [ -S "$collector0" ] && break; sleep 0.05; done
+[ -n "$collector0" ] && [ ! -S "$collector0" ] && collector0=
 
 nport=
 if command -v nginx >/dev/null; then
@@ -124,6 +144,7 @@ configs=("none||$port"
          "shim|$run --collector ${collector:-$tmp/no.sock}|$port"
          "shim-monitor|$run --mode monitor --collector ${collector:-$tmp/no.sock}|$port"
          "shim-spool|$run --collector $tmp/no.sock|$port")
+[ -n "$collector0" ] && configs+=("shim-cpu0|$run --collector $collector0|$port")
 [ -n "$nport" ] && configs+=("nginx||$nport")
 
 # ==== 2. non-streamed requests, one keep-alive client ====
@@ -147,6 +168,7 @@ for c in "${configs[@]:1}"; do
     shim) label="shim, enforce${collector:+ (collector up)}" ;;
     shim-monitor) label="shim, monitor" ;;
     shim-spool) label="shim, enforce, collector away (spool)" ;;
+    shim-cpu0) label="shim, enforce, collector on CPU 0" ;;
     nginx) label="nginx reverse proxy (no shim)" ;;
   esac
   printf '  %-34s p50 %7.1f  p99 %7.1f   added p50 %+7.1f  p99 %+7.1f\n' "$label" "$p50" "$p99" \
@@ -166,7 +188,7 @@ S=${STREAM_N:-30} W=${STREAM_WORDS:-200}
 for _ in $(seq "$ROUNDS"); do
   for c in "${configs[@]}"; do
     IFS='|' read -r name pre p <<<"$c"
-    [ "$name" = shim-spool ] && continue
+    case $name in shim-spool|shim-cpu0) continue ;; esac
     "${pin[@]}" $pre "$bench" stream "$p" "$S" "$W" >> "$tmp/str-$name" 2>>"$tmp/str-$name.err" ||
       echo "  ($name failed: $(tail -n1 "$tmp/str-$name.err"))"
   done

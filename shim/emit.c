@@ -456,9 +456,6 @@ int lg_emit_send(lg_emitter *e, const char *json, size_t n)
         return -EMSGSIZE;
     }
     pthread_mutex_lock(&e->mu);
-    pid_t pid = R_GETPID();
-    if (pid != e->pid) /* forked without pthread_atfork (raw clone) */
-        reset_after_fork(e, pid);
     long long now = 0;
     if (e->retry_at) {
         now = mono_ns();
@@ -491,6 +488,14 @@ int lg_emit_send(lg_emitter *e, const char *json, size_t n)
                 e->retry_at = (now ? now : mono_ns()) + RETRY_NS;
         }
     }
+    /* A child made by a raw clone (no pthread_atfork handlers) still has
+     * our descriptors.  Sharing the datagram socket is harmless (the
+     * collector learns the sender from SCM_CREDENTIALS, not from the
+     * socket), so the pid is only checked here, where it names the spool
+     * file and owns its lock, and not on every datagram. */
+    pid_t pid = R_GETPID();
+    if (pid != e->pid)
+        reset_after_fork(e, pid);
     rc = spool_append(e, json, n);
     if (rc == 1)
         e->st.spooled++;

@@ -238,6 +238,16 @@ lg__fd *lg__fd_acquire(int fd, lg__fd *e)
     return e;
 }
 
+lg__fd *lg__fd_relock(int fd, lg__fd *e)
+{
+    pthread_mutex_lock(&e->mu);
+    if (!e->live || atomic_load(&lg__tab[fd]) != e) {
+        pthread_mutex_unlock(&e->mu);
+        return NULL;
+    }
+    return e;
+}
+
 void lg__fd_unlock(lg__fd *e)
 {
     pthread_mutex_unlock(&e->mu);

@@ -18,8 +18,8 @@
  *    blocked request), the real socket is shut down (SHUT_RDWR): every
  *    readiness API then reports it readable, and reads return the
  *    synthesized bytes, then EOF.
- * The shim's own reads of the kernel use a heap buffer: a thread's stack may
- * be small and static TLS is carved out of it. */
+ * The shim's own reads of the kernel use a heap buffer, cached per thread:
+ * a thread's stack may be small and static TLS is carved out of it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
@@ -48,12 +48,47 @@ static size_t iov_total(const struct iovec *iov, int cnt)
     return t;
 }
 
-static int is_nonblocking(int fd, int flags)
+/* The kernel read buffer, cached per thread: a 64 KiB malloc/free per read
+ * costs more than it looks (glibc consolidates its heap on every free of a
+ * chunk this size).  Taken out of the slot while in use, so a nested user (a
+ * signal handler reading a tracked fd) gets its own; the key's destructor
+ * frees it when the thread ends. */
+static __thread char *read_buf_slot __attribute__((tls_model("initial-exec")));
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+static int read_buf_key_ok;
+
+static void read_buf_destroy(void *p)
 {
-    if (flags & MSG_DONTWAIT)
-        return 1;
-    int fl = LG_REAL(fcntl)(fd, F_GETFL, 0);
-    return fl >= 0 && (fl & O_NONBLOCK);
+    free(p);
+    read_buf_slot = NULL;
+}
+
+static void read_buf_init(void)
+{
+    read_buf_key_ok = pthread_key_create(&read_buf_key, read_buf_destroy) == 0;
+}
+
+static char *read_buf_take(void)
+{
+    char *b = read_buf_slot;
+    if (b) {
+        read_buf_slot = NULL;
+        return b;
+    }
+    return malloc(READ_CHUNK);
+}
+
+static void read_buf_give(char *b)
+{
+    if (!b)
+        return;
+    pthread_once(&read_buf_once, read_buf_init);
+    if (read_buf_slot || !read_buf_key_ok || pthread_setspecific(read_buf_key, b) != 0) {
+        free(b);
+        return;
+    }
+    read_buf_slot = b;
 }
 
 static int ms_since(const struct timespec *t0)
@@ -344,7 +379,6 @@ static int tracked_read(int fd, lg__fd *e, const struct iovec *iov, int cnt, int
     int peek = flags & MSG_PEEK;
     size_t want = iov_total(iov, cnt);
     char *buf = NULL;
-    int nb = -1;
     if (e->to_server.len && flush_locked(e, fd, 0, 0) < 0 && !e->err)
         e->err = errno;
     for (;;) {
@@ -366,21 +400,22 @@ static int tracked_read(int fd, lg__fd *e, const struct iovec *iov, int cnt, int
         if (!e->conn) { /* fail-closed entry and the server spoke first: not HTTP */
             lg__fd_untrack_all_locked(e);
             lg__in_shim--;
-            free(buf);
+            read_buf_give(buf);
             errno = saved;
             return 0;
         }
-        if (nb < 0)
-            nb = is_nonblocking(fd, flags);
-        if (!buf && !(buf = malloc(READ_CHUNK))) {
+        if (!buf && !(buf = read_buf_take())) {
             *out = -1;
             saved = ENOMEM;
             break;
         }
         lg__fd_unlock(e);
-        ssize_t r = LG_REAL(recv)(fd, buf, READ_CHUNK, nb ? MSG_DONTWAIT : 0);
+        /* The socket's own O_NONBLOCK (however it was set: fcntl, ioctl
+         * FIONBIO, SOCK_NONBLOCK) makes recv return EAGAIN by itself, so
+         * only the caller's per-call flag needs passing on. */
+        ssize_t r = LG_REAL(recv)(fd, buf, READ_CHUNK, flags & MSG_DONTWAIT);
         int rerr = errno;
-        lg__fd *again = lg__fd_acquire(fd, e);
+        lg__fd *again = lg__fd_relock(fd, e);
         if (!again) {
             /* Closed or untracked meanwhile: hand over what we read as is. */
             *out = r > 0 ? (ssize_t)scatter(buf, (size_t)r, iov, cnt) : r;
@@ -409,7 +444,7 @@ static int tracked_read(int fd, lg__fd *e, const struct iovec *iov, int cnt, int
     lg__fd_unlock(e);
 released:
     lg__in_shim--;
-    free(buf);
+    read_buf_give(buf);
     errno = saved;
     return 1;
 }

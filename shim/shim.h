@@ -160,6 +160,16 @@ int lg__fd_publish(int fd, lg__fd *e);
  * the one tracked.  Returns e locked, or NULL (untracked; stale entries are
  * dropped).  errno is preserved. */
 lg__fd *lg__fd_acquire(int fd, lg__fd *e);
+/* Lock e again after the caller unlocked it around its own syscall on fd
+ * (a recv), when the identity was checked by the lg__fd_acquire that
+ * preceded it in the same hook: only checks that e is still fd's live entry
+ * (close, dup2 or an untrack meanwhile), not the socket identity: that
+ * could only have changed through a close the table did not see (a raw
+ * SYS_close) racing this very call on the same fd, a window that also
+ * exists between acquire's fstat and the syscall and that no check closes.
+ * Saves an fstat per kernel read.  Returns e locked, or NULL.  errno is
+ * preserved. */
+lg__fd *lg__fd_relock(int fd, lg__fd *e);
 void lg__fd_unlock(lg__fd *e);
 /* Forget fd (close, dup2 over it).  No-op when fd is not tracked. */
 void lg__fd_untrack(int fd);
