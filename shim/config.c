@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "emit.h"
@@ -206,6 +207,29 @@ static int file_exists(const char *p)
     return access(p, F_OK) == 0;
 }
 
+/* The canary marker for this process ("LGC-" + 16 hex digits), made once
+ * when the policy loads; empty when the policy does not ask for one. */
+static char canary[21];
+
+static void make_canary(void)
+{
+    unsigned char r[8] = { 0 };
+    /* Raw syscall: no libc wrapper on older glibc, and never a hooked call. */
+    if (syscall(SYS_getrandom, r, sizeof r, 0) != (long)sizeof r) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_sec;
+        memcpy(r, &x, sizeof r);
+    }
+    static const char hx[] = "0123456789abcdef";
+    memcpy(canary, "LGC-", 4);
+    for (int i = 0; i < 8; i++) {
+        canary[4 + 2 * i] = hx[r[i] >> 4];
+        canary[5 + 2 * i] = hx[r[i] & 15];
+    }
+    canary[20] = '\0';
+}
+
 static void load(void)
 {
     lg__in_shim++;
@@ -261,6 +285,8 @@ static void load(void)
         add_ep_string("loopback");
     }
     emitter = lg_emit_open(NULL, NULL); /* LLMGUARD_COLLECTOR is read by the emitter */
+    if (policy && policy->canary)
+        make_canary();
     if (policy) {
         vault = lg_vault_new(4096);
         if (vault)
@@ -331,6 +357,7 @@ lg_conn *lg__config_new_conn(const char *endpoint, const char **why)
         .pid = (int)getpid(),
         .uid = (int)getuid(),
         .exe = exe_path,
+        .canary = canary[0] ? canary : NULL,
     };
     lg_conn *c = lg_conn_new(&cfg);
     if (!c)
