@@ -85,6 +85,7 @@ typedef struct lg_rule {
     int redact;        /* enum lg_redact_style */
     int validator;     /* enum lg_validator */
     int restore;       /* internal: matches placeholders and restores them */
+    int raw;           /* match the original text, not the normalised view (normalize.h) */
     int builtin;       /* from a compiled-in pack */
     const char *src;   /* file (or pack name) it was defined in; owned by the policy */
     int line, col;     /* where it was defined, for diagnostics */

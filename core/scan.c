@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "normalize.h"
 #include "validate.h"
 
 /* ==== Rule compilation ==== */
@@ -46,12 +47,14 @@ int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off)
     pcre2_compile_context *cc = pcre2_compile_context_create(NULL);
     if (!cc)
         return LG_E_NOMEM;
-    /* Forbid \C: it matches one code unit and could cut a character. */
+    /* Forbid \C: it matches one code unit and could cut a character.
+     * USE_OFFSET_LIMIT lets the prefiltered search bound where a match may
+     * start (pcre2_set_offset_limit); it changes no result. */
     int ecode = 0;
     PCRE2_SIZE eoff = 0;
     pcre2_code *code = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED,
                                      PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF |
-                                         PCRE2_NEVER_BACKSLASH_C,
+                                         PCRE2_NEVER_BACKSLASH_C | PCRE2_USE_OFFSET_LIMIT,
                                      &ecode, &eoff, cc);
     pcre2_compile_context_free(cc);
     if (!code) {
@@ -223,6 +226,1035 @@ static size_t incomplete_tail(const char *w, size_t lo, size_t len)
     return 0;
 }
 
+/* ==== Literal prefilters ====
+ *
+ * A conservative reading of a rule's pattern gives, when it can, a set of
+ * literal strings X such that every match consumes one of them at a fixed
+ * place in its top-level sequence of items: the items before that place
+ * (the "prefix") consume at most back_max bytes, all drawn from the byte
+ * set back[].  So a match starting at s has an occurrence of some x in X
+ * at f >= s, and every byte of [s, f) is in back[] with f - s <= back_max:
+ * the only possible starts lie in [f - extent, f], where extent is how far
+ * back from f the bytes stay in back[] (capped at back_max).  Anything the
+ * reader does not understand (backreferences, \K, \G, inline options other
+ * than a leading (?i), verbs, ...) makes it give up: the rule is then
+ * searched everywhere, as without a prefilter.  Soundness rests on two
+ * over-approximations only: the exact sets (every string an item can
+ * consume is listed) and the byte sets (every byte an item can consume is
+ * in the set; a class that can match any non-ASCII character contributes
+ * every byte 0x80..0xFF).  Under (?i) with UCP, ASCII k and s also match
+ * U+212A and U+017F, so they are never part of an exact string.
+ *
+ * reach bounds how far past a start position the matcher can look
+ * (consumption plus lookaheads, \b and $ counted as one character), used
+ * for partial matching: only a start within reach of the end of the text
+ * can give a partial match. */
+
+#define PF_INF ((size_t)1 << 40)
+#define XMAX 64 /* strings in an exact set */
+#define XLEN 24 /* bytes in an exact string */
+
+typedef struct xset {
+    size_t n;
+    unsigned char len[XMAX];
+    unsigned char ic[XMAX]; /* compared ASCII-caselessly (stored lower case) */
+    char s[XMAX][XLEN];
+} xset;
+
+typedef struct an {
+    unsigned char bytes[32]; /* bytes a match may consume */
+    size_t minb, maxb, reach;
+    int zw;                  /* zero-width item */
+    xset *x;                 /* every string the item can consume; NULL: unknown */
+    xset *pf;                /* every match begins with one of these; NULL: unknown */
+} an;
+
+typedef struct pp {
+    const unsigned char *p;
+    size_t i, n;
+    int icase, fail, depth;
+} pp;
+
+static size_t sat_add(size_t a, size_t b)
+{
+    return a >= PF_INF || b >= PF_INF || a + b >= PF_INF ? PF_INF : a + b;
+}
+
+static size_t sat_mul(size_t a, size_t b)
+{
+    if (!a || !b)
+        return 0;
+    return a >= PF_INF || b >= PF_INF || a > PF_INF / b ? PF_INF : a * b;
+}
+
+static void bset(unsigned char *b, unsigned c)
+{
+    b[c >> 3] |= (unsigned char)(1u << (c & 7));
+}
+
+static int bget(const unsigned char *b, unsigned c)
+{
+    return b[c >> 3] >> (c & 7) & 1;
+}
+
+static void set_high(unsigned char *b)
+{
+    memset(b + 16, 0xFF, 16);
+}
+
+static xset *x_new(void)
+{
+    return calloc(1, sizeof(xset));
+}
+
+static void an_free(an *a)
+{
+    free(a->x);
+    free(a->pf);
+    a->x = a->pf = NULL;
+}
+
+static xset *x_dup(const xset *x)
+{
+    xset *r = x ? x_new() : NULL;
+    if (r)
+        memcpy(r, x, sizeof *r);
+    return r;
+}
+
+/* Every exact item also gives its prefix set. */
+static void an_pf_from_x(an *a)
+{
+    free(a->pf);
+    a->pf = x_dup(a->x);
+}
+
+static void lower(char *s, size_t l)
+{
+    for (size_t i = 0; i < l; i++)
+        if (s[i] >= 'A' && s[i] <= 'Z')
+            s[i] = (char)(s[i] | 0x20);
+}
+
+/* Add s (caseless when ic); a caseless string stands for a superset of
+ * the case-sensitive one, so merging keeps the caseless one. */
+static int x_add(xset *x, const char *s0, size_t l, int ic)
+{
+    if (l > XLEN)
+        return -1;
+    char s[XLEN];
+    memcpy(s, s0, l);
+    if (ic)
+        lower(s, l);
+    for (size_t i = 0; i < x->n; i++) {
+        if (x->len[i] != l)
+            continue;
+        if (memcmp(x->s[i], s, l) == 0 && (x->ic[i] || !ic)) {
+            return 0;
+        }
+        if (ic && !x->ic[i]) {
+            char t[XLEN];
+            memcpy(t, x->s[i], l);
+            lower(t, l);
+            if (memcmp(t, s, l) == 0) {
+                memcpy(x->s[i], t, l);
+                x->ic[i] = 1;
+                return 0;
+            }
+        }
+    }
+    if (x->n == XMAX)
+        return -1;
+    memcpy(x->s[x->n], s, l);
+    x->ic[x->n] = (unsigned char)(ic != 0);
+    x->len[x->n++] = (unsigned char)l;
+    return 0;
+}
+
+/* a x b, or NULL when too large (a and b are kept). */
+static xset *x_cat(const xset *a, const xset *b)
+{
+    if (a->n * b->n > XMAX)
+        return NULL;
+    xset *r = x_new();
+    if (!r)
+        return NULL;
+    for (size_t i = 0; i < a->n; i++)
+        for (size_t j = 0; j < b->n; j++) {
+            char t[2 * XLEN];
+            memcpy(t, a->s[i], a->len[i]);
+            memcpy(t + a->len[i], b->s[j], b->len[j]);
+            if (x_add(r, t, (size_t)a->len[i] + b->len[j], a->ic[i] || b->ic[j])) {
+                free(r);
+                return NULL;
+            }
+        }
+    return r;
+}
+
+static void an_empty(an *a)
+{
+    memset(a, 0, sizeof *a);
+    a->x = x_new();
+    if (a->x)
+        x_add(a->x, "", 0, 0);
+    an_pf_from_x(a);
+}
+
+/* An item matching one character from a byte set (not exact). */
+static void an_class(an *a, const unsigned char *bytes, int high)
+{
+    memset(a, 0, sizeof *a);
+    memcpy(a->bytes, bytes, 32);
+    if (high)
+        set_high(a->bytes);
+    a->minb = 1;
+    a->maxb = a->reach = high ? 4 : 1;
+}
+
+static int is_alpha(unsigned c)
+{
+    return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+
+/* Decode one UTF-8 character of the pattern (patterns are valid UTF-8:
+ * PCRE2 checked them). */
+static unsigned dec(pp *P, char *raw, size_t *rl)
+{
+    const unsigned char *p = P->p + P->i;
+    unsigned c = p[0];
+    size_t l = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    if (P->i + l > P->n) {
+        P->fail = 1;
+        return 0;
+    }
+    unsigned cp = l == 1 ? c : l == 2 ? c & 0x1F : l == 3 ? c & 0x0F : c & 0x07;
+    for (size_t k = 1; k < l; k++)
+        cp = cp << 6 | (p[k] & 0x3Fu);
+    memcpy(raw, p, l);
+    *rl = l;
+    P->i += l;
+    return cp;
+}
+
+static size_t enc(unsigned cp, char *o)
+{
+    if (cp < 0x80) {
+        o[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | cp >> 6);
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | cp >> 12);
+        o[1] = (char)(0x80 | (cp >> 6 & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | cp >> 18);
+    o[1] = (char)(0x80 | (cp >> 12 & 0x3F));
+    o[2] = (char)(0x80 | (cp >> 6 & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* One literal character of the pattern. */
+static void an_lit(pp *P, an *a, unsigned cp)
+{
+    char raw[4];
+    size_t l = enc(cp, raw);
+    memset(a, 0, sizeof *a);
+    a->minb = a->maxb = a->reach = l;
+    if (P->icase && cp < 0x80 && is_alpha(cp)) {
+        unsigned lo = cp | 0x20;
+        bset(a->bytes, lo);
+        bset(a->bytes, lo & ~0x20u);
+        char c = (char)lo;
+        a->x = x_new();
+        if (a->x)
+            x_add(a->x, &c, 1, 1);
+        if (lo == 'k' || lo == 's') { /* also U+212A KELVIN SIGN, U+017F LONG S */
+            set_high(a->bytes);
+            a->maxb = a->reach = 3;
+            if (a->x) {
+                if (lo == 'k')
+                    x_add(a->x, "\xE2\x84\xAA", 3, 0);
+                else
+                    x_add(a->x, "\xC5\xBF", 2, 0);
+            }
+        }
+        an_pf_from_x(a);
+        return;
+    }
+    if (P->icase && cp >= 0x80 && !(cp >= 0x3000 && cp <= 0x9FFF)) {
+        /* may have case variants of other lengths */
+        set_high(a->bytes);
+        a->minb = 1;
+        a->maxb = a->reach = 4;
+        return;
+    }
+    for (size_t k = 0; k < l; k++)
+        bset(a->bytes, (unsigned char)raw[k]);
+    a->x = x_new();
+    if (a->x)
+        x_add(a->x, raw, l, 0);
+    an_pf_from_x(a);
+}
+
+static const char *const SPACE = " \t\n\v\f\r";
+
+/* \d \w \s \h \v (and negations) into set/high. */
+static int esc_class(unsigned c, unsigned char *set, int *high, int *neg)
+{
+    unsigned lc = c | 0x20;
+    *neg = c >= 'A' && c <= 'Z';
+    if (lc == 'd') {
+        for (unsigned k = '0'; k <= '9'; k++)
+            bset(set, k);
+    } else if (lc == 'w') {
+        for (unsigned k = 0; k < 128; k++)
+            if (is_alpha(k) || (k >= '0' && k <= '9') || k == '_')
+                bset(set, k);
+    } else if (lc == 's' || lc == 'h' || lc == 'v') {
+        for (const char *s = SPACE; *s; s++)
+            bset(set, (unsigned char)*s);
+    } else
+        return 0;
+    *high = 1; /* UCP: Unicode digits, letters and spaces */
+    return 1;
+}
+
+static unsigned parse_hex(pp *P)
+{
+    unsigned v = 0;
+    if (P->i < P->n && P->p[P->i] == '{') {
+        P->i++;
+        size_t k = 0;
+        while (P->i < P->n && P->p[P->i] != '}') {
+            unsigned h = P->p[P->i++];
+            unsigned d = h >= '0' && h <= '9' ? h - '0' : (h | 0x20) >= 'a' && (h | 0x20) <= 'f' ? (h | 0x20) - 'a' + 10 : 99;
+            if (d > 15 || ++k > 6) {
+                P->fail = 1;
+                return 0;
+            }
+            v = v * 16 + d;
+        }
+        if (P->i >= P->n || k == 0)
+            P->fail = 1;
+        P->i++;
+    } else {
+        for (int k = 0; k < 2 && P->i < P->n; k++) {
+            unsigned h = P->p[P->i];
+            unsigned d = h >= '0' && h <= '9' ? h - '0' : (h | 0x20) >= 'a' && (h | 0x20) <= 'f' ? (h | 0x20) - 'a' + 10 : 99;
+            if (d > 15)
+                break;
+            v = v * 16 + d;
+            P->i++;
+        }
+    }
+    if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        P->fail = 1;
+    return v;
+}
+
+static int simple_esc(unsigned c, unsigned *cp)
+{
+    switch (c) {
+    case 'n': *cp = '\n'; return 1;
+    case 't': *cp = '\t'; return 1;
+    case 'r': *cp = '\r'; return 1;
+    case 'f': *cp = '\f'; return 1;
+    case 'e': *cp = 27; return 1;
+    case 'a': *cp = 7; return 1;
+    default:
+        if (c < 0x80 && !is_alpha(c) && !(c >= '0' && c <= '9')) {
+            *cp = c;
+            return 1;
+        }
+        return 0;
+    }
+}
+
+/* [...] */
+static void parse_class(pp *P, an *a)
+{
+    unsigned char set[32] = { 0 };
+    int high = 0, neg = 0, first = 1;
+    if (P->i < P->n && P->p[P->i] == '^') {
+        neg = 1;
+        P->i++;
+    }
+    for (;;) {
+        if (P->i >= P->n) {
+            P->fail = 1;
+            return;
+        }
+        unsigned c = P->p[P->i];
+        if (c == ']' && !first) {
+            P->i++;
+            break;
+        }
+        first = 0;
+        unsigned lo;
+        if (c == '[') { /* POSIX classes */
+            P->fail = 1;
+            return;
+        }
+        if (c == '\\') {
+            P->i++;
+            if (P->i >= P->n) {
+                P->fail = 1;
+                return;
+            }
+            unsigned e = P->p[P->i++];
+            int h = 0, ng = 0;
+            unsigned char s2[32] = { 0 };
+            if (esc_class(e, s2, &h, &ng)) {
+                if (ng) {
+                    for (unsigned k = 0; k < 128; k++)
+                        if (!bget(s2, k))
+                            bset(set, k);
+                } else
+                    for (int k = 0; k < 32; k++)
+                        set[k] |= s2[k];
+                high = 1;
+                continue;
+            }
+            if (e == 'p' || e == 'P') {
+                if (P->i < P->n && P->p[P->i] == '{') {
+                    while (P->i < P->n && P->p[P->i] != '}')
+                        P->i++;
+                    P->i++;
+                } else
+                    P->i++;
+                memset(set, 0xFF, 16);
+                high = 1;
+                continue;
+            }
+            if (e == 'x')
+                lo = parse_hex(P);
+            else if (!simple_esc(e, &lo)) {
+                P->fail = 1;
+                return;
+            }
+        } else {
+            char raw[4];
+            size_t rl;
+            lo = dec(P, raw, &rl);
+        }
+        if (P->fail)
+            return;
+        unsigned hi = lo;
+        if (P->i + 1 < P->n && P->p[P->i] == '-' && P->p[P->i + 1] != ']') {
+            P->i++;
+            unsigned c2 = P->p[P->i];
+            if (c2 == '\\') {
+                P->i++;
+                if (P->i >= P->n) {
+                    P->fail = 1;
+                    return;
+                }
+                unsigned e = P->p[P->i++];
+                if (e == 'x')
+                    hi = parse_hex(P);
+                else if (!simple_esc(e, &hi)) {
+                    P->fail = 1;
+                    return;
+                }
+            } else {
+                char raw[4];
+                size_t rl;
+                hi = dec(P, raw, &rl);
+            }
+            if (P->fail || hi < lo) {
+                P->fail = 1;
+                return;
+            }
+        }
+        if (hi >= 0x80)
+            high = 1;
+        for (unsigned k = lo; k <= hi && k < 0x80; k++) {
+            bset(set, k);
+            if (P->icase && is_alpha(k)) {
+                bset(set, k | 0x20);
+                bset(set, k & ~0x20u);
+                if ((k | 0x20) == 'k' || (k | 0x20) == 's')
+                    high = 1;
+            }
+        }
+    }
+    if (neg) {
+        for (unsigned k = 0; k < 128; k++)
+            set[k >> 3] ^= (unsigned char)(1u << (k & 7));
+        high = 1;
+    }
+    an_class(a, set, high);
+    if (!high) {
+        xset *x = x_new();
+        int ok = x != NULL;
+        for (unsigned k = 0; ok && k < 128; k++)
+            if (bget(set, k) && (!P->icase || !is_alpha(k) || k == (k | 0x20))) {
+                char c = (char)k;
+                if (x_add(x, &c, 1, P->icase))
+                    ok = 0;
+            }
+        if (ok && x->n <= 12) {
+            a->x = x;
+            an_pf_from_x(a);
+        } else
+            free(x);
+    }
+}
+
+static void parse_alt(pp *P, an *out);
+
+/* One atom (without its quantifier). */
+static void parse_atom(pp *P, an *a)
+{
+    memset(a, 0, sizeof *a);
+    unsigned c = P->p[P->i];
+    if (c == '(') {
+        P->i++;
+        int kind = 0; /* 0 group, 1 lookahead, 2 lookbehind */
+        int saved = P->icase;
+        if (P->i < P->n && P->p[P->i] == '?') {
+            P->i++;
+            unsigned d = P->i < P->n ? P->p[P->i] : 0;
+            /* (?i) (?-i) (?i: (?-i: : the only inline options understood */
+            int neg = d == '-';
+            size_t q = P->i + (size_t)neg;
+            if (q + 1 < P->n && P->p[q] == 'i' && (P->p[q + 1] == ')' || P->p[q + 1] == ':')) {
+                P->i = q + 2;
+                if (P->p[q + 1] == ')') { /* to the end of the enclosing group */
+                    P->icase = !neg;
+                    an_empty(a);
+                    a->zw = 1;
+                    return;
+                }
+                P->icase = !neg;
+                d = ':';
+                P->i--; /* at ':' */
+            }
+            if (d == ':' || d == '>') {
+                P->i++;
+            } else if (d == '=' || d == '!') {
+                P->i++;
+                kind = 1;
+            } else if (d == '<' && P->i + 1 < P->n && (P->p[P->i + 1] == '=' || P->p[P->i + 1] == '!')) {
+                P->i += 2;
+                kind = 2;
+            } else {
+                P->fail = 1;
+                return;
+            }
+        } else if (P->i < P->n && P->p[P->i] == '*') {
+            P->fail = 1;
+            return;
+        }
+        if (++P->depth > 50) {
+            P->fail = 1;
+            return;
+        }
+        an in;
+        parse_alt(P, &in);
+        P->depth--;
+        P->icase = saved;
+        if (P->fail) {
+            an_free(&in);
+            return;
+        }
+        if (P->i >= P->n || P->p[P->i] != ')') {
+            an_free(&in);
+            P->fail = 1;
+            return;
+        }
+        P->i++;
+        if (kind == 0) {
+            *a = in;
+            return;
+        }
+        size_t reach = kind == 1 ? in.reach : 0;
+        an_free(&in);
+        an_empty(a);
+        a->zw = 1;
+        a->reach = reach;
+        return;
+    }
+    if (c == '[') {
+        P->i++;
+        parse_class(P, a);
+        return;
+    }
+    if (c == '.') {
+        P->i++;
+        unsigned char set[32];
+        memset(set, 0xFF, sizeof set);
+        an_class(a, set, 1);
+        return;
+    }
+    if (c == '^' || c == '$') {
+        P->i++;
+        an_empty(a);
+        a->zw = 1;
+        a->reach = c == '$' ? 4 : 0;
+        return;
+    }
+    if (c == '\\') {
+        P->i++;
+        if (P->i >= P->n) {
+            P->fail = 1;
+            return;
+        }
+        unsigned e = P->p[P->i++];
+        unsigned char set[32] = { 0 };
+        int high = 0, neg = 0;
+        if (esc_class(e, set, &high, &neg)) {
+            if (neg) {
+                for (unsigned k = 0; k < 128; k++)
+                    set[k >> 3] ^= (unsigned char)(1u << (k & 7));
+            }
+            an_class(a, set, 1);
+            return;
+        }
+        if (e == 'b' || e == 'B' || e == 'A' || e == 'z' || e == 'Z' || e == 'K') {
+            /* \K only moves the reported start: windows bound where the
+             * attempt starts, which is what pcre2_set_offset_limit bounds */
+            an_empty(a);
+            a->zw = 1;
+            a->reach = e == 'A' || e == 'K' ? 0 : 4;
+            return;
+        }
+        if (e == 'p' || e == 'P') {
+            if (P->i < P->n && P->p[P->i] == '{') {
+                while (P->i < P->n && P->p[P->i] != '}')
+                    P->i++;
+                if (P->i >= P->n) {
+                    P->fail = 1;
+                    return;
+                }
+                P->i++;
+            } else
+                P->i++;
+            memset(set, 0xFF, 16);
+            an_class(a, set, 1);
+            return;
+        }
+        unsigned cp;
+        if (e == 'x')
+            cp = parse_hex(P);
+        else if (!simple_esc(e, &cp)) {
+            P->fail = 1;
+            return;
+        }
+        if (!P->fail)
+            an_lit(P, a, cp);
+        return;
+    }
+    if (c == '*' || c == '+' || c == '?' || c == '{' || c == ')' || c == '|') {
+        P->fail = 1;
+        return;
+    }
+    char raw[4];
+    size_t rl;
+    unsigned cp = dec(P, raw, &rl);
+    if (!P->fail)
+        an_lit(P, a, cp);
+}
+
+static int parse_num(pp *P, size_t *v)
+{
+    size_t k = 0, x = 0;
+    while (P->i < P->n && P->p[P->i] >= '0' && P->p[P->i] <= '9' && k < 6) {
+        x = x * 10 + (P->p[P->i++] - '0');
+        k++;
+    }
+    *v = x;
+    return k > 0;
+}
+
+/* Apply a quantifier following the atom, if any. */
+static void parse_quant(pp *P, an *a)
+{
+    if (P->i >= P->n)
+        return;
+    unsigned c = P->p[P->i];
+    size_t m, M;
+    if (c == '?') {
+        m = 0;
+        M = 1;
+        P->i++;
+    } else if (c == '*') {
+        m = 0;
+        M = PF_INF;
+        P->i++;
+    } else if (c == '+') {
+        m = 1;
+        M = PF_INF;
+        P->i++;
+    } else if (c == '{') {
+        P->i++;
+        if (!parse_num(P, &m)) {
+            P->fail = 1;
+            return;
+        }
+        M = m;
+        if (P->i < P->n && P->p[P->i] == ',') {
+            P->i++;
+            if (!parse_num(P, &M))
+                M = PF_INF;
+        }
+        if (P->i >= P->n || P->p[P->i] != '}' || M < m) {
+            P->fail = 1;
+            return;
+        }
+        P->i++;
+    } else
+        return;
+    if (P->i < P->n && (P->p[P->i] == '?' || P->p[P->i] == '+'))
+        P->i++;
+    if (a->zw) /* a quantified assertion: still zero-width */
+        return;
+    if (m == 0) { /* may match empty: no prefix */
+        free(a->pf);
+        a->pf = NULL;
+    }
+    a->minb = sat_mul(a->minb, m);
+    a->maxb = M >= PF_INF ? (a->maxb ? PF_INF : 0) : sat_mul(a->maxb, M);
+    a->reach = M >= PF_INF ? (a->reach ? PF_INF : 0) : sat_mul(a->reach, M);
+    if (a->x) {
+        xset *res = NULL;
+        if (M <= 8) {
+            res = x_new();
+            xset *pw = x_new();
+            if (res && pw) {
+                x_add(pw, "", 0, 0);
+                int ok = 1;
+                for (size_t k = 0; ok && k <= M; k++) {
+                    if (k >= m)
+                        for (size_t j = 0; ok && j < pw->n; j++)
+                            if (x_add(res, pw->s[j], pw->len[j], pw->ic[j]))
+                                ok = 0;
+                    if (k < M) {
+                        xset *nx = x_cat(pw, a->x);
+                        free(pw);
+                        pw = nx;
+                        if (!pw)
+                            ok = 0;
+                    }
+                }
+                if (!ok) {
+                    free(res);
+                    res = NULL;
+                }
+            } else {
+                free(res);
+                res = NULL;
+            }
+            free(pw);
+        }
+        free(a->x);
+        a->x = res;
+    }
+}
+
+/* Sequence b appended to a. */
+static void an_seq(an *a, an *b)
+{
+    for (int k = 0; k < 32; k++)
+        a->bytes[k] |= b->bytes[k];
+    a->minb = sat_add(a->minb, b->minb);
+    a->maxb = sat_add(a->maxb, b->maxb);
+    a->reach = sat_add(a->reach, b->reach);
+    a->zw = a->zw && b->zw;
+    xset *x = a->x && b->x ? x_cat(a->x, b->x) : NULL;
+    /* a's strings then b's prefix; else a's prefix alone */
+    xset *pf = a->x && b->pf ? x_cat(a->x, b->pf) : NULL;
+    if (pf) {
+        free(a->pf);
+        a->pf = pf;
+    }
+    free(a->x);
+    a->x = x;
+    an_free(b);
+}
+
+/* Alternative b merged into a. */
+static void an_or(an *a, an *b)
+{
+    for (int k = 0; k < 32; k++)
+        a->bytes[k] |= b->bytes[k];
+    a->minb = a->minb < b->minb ? a->minb : b->minb;
+    a->maxb = a->maxb > b->maxb ? a->maxb : b->maxb;
+    a->reach = a->reach > b->reach ? a->reach : b->reach;
+    a->zw = a->zw && b->zw;
+    if (a->x && b->x) {
+        for (size_t i = 0; i < b->x->n; i++)
+            if (x_add(a->x, b->x->s[i], b->x->len[i], b->x->ic[i])) {
+                free(a->x);
+                a->x = NULL;
+                break;
+            }
+    } else {
+        free(a->x);
+        a->x = NULL;
+    }
+    if (a->pf && b->pf) {
+        for (size_t i = 0; i < b->pf->n; i++)
+            if (x_add(a->pf, b->pf->s[i], b->pf->len[i], b->pf->ic[i])) {
+                free(a->pf);
+                a->pf = NULL;
+                break;
+            }
+    } else {
+        free(a->pf);
+        a->pf = NULL;
+    }
+    an_free(b);
+}
+
+/* Items of one sequence, up to '|', ')' or the end. */
+static size_t parse_items(pp *P, an *items, size_t max)
+{
+    size_t n = 0;
+    while (!P->fail && P->i < P->n && P->p[P->i] != '|' && P->p[P->i] != ')') {
+        if (n == max) {
+            P->fail = 1;
+            break;
+        }
+        parse_atom(P, &items[n]);
+        if (P->fail) {
+            an_free(&items[n]);
+            break;
+        }
+        parse_quant(P, &items[n]);
+        n++;
+    }
+    return n;
+}
+
+static void parse_seq(pp *P, an *out)
+{
+    an_empty(out);
+    out->zw = 1;
+    while (!P->fail && P->i < P->n && P->p[P->i] != '|' && P->p[P->i] != ')') {
+        an it;
+        parse_atom(P, &it);
+        if (P->fail) {
+            an_free(&it);
+            return;
+        }
+        parse_quant(P, &it);
+        an_seq(out, &it);
+    }
+}
+
+static void parse_alt(pp *P, an *out)
+{
+    parse_seq(P, out);
+    while (!P->fail && P->i < P->n && P->p[P->i] == '|') {
+        P->i++;
+        an b;
+        parse_seq(P, &b);
+        an_or(out, &b);
+    }
+}
+
+/* Rough frequency of a byte in mixed English/Chinese UTF-8 text (per
+ * mille), to pick the rarest literals; only speed depends on it. */
+static unsigned byte_freq(unsigned c)
+{
+    static const unsigned char lower[26] = { 65, 12, 22, 35, 100, 18, 16, 50, 60, 1, 6, 33, 20,
+                                             57, 60, 15, 1, 50, 50, 70, 23, 8, 18, 2, 16, 1 };
+    if (c == ' ')
+        return 150;
+    if (c >= 'a' && c <= 'z')
+        return lower[c - 'a'];
+    if (c >= 'A' && c <= 'Z')
+        return 1 + lower[c - 'A'] / 10;
+    if (c >= '0' && c <= '9')
+        return 5;
+    if (c >= 0xE4 && c <= 0xE9)
+        return 40;
+    if (c >= 0x80 && c <= 0xBF)
+        return 15;
+    if (c == '.' || c == ',' || c == '\n')
+        return 10;
+    return 2;
+}
+
+/* Cost of looking for x (case-folded when icase): the rarest pair of
+ * adjacent bytes, and which offset it is at. */
+static unsigned str_cost(const char *s, size_t l, int icase, size_t *at)
+{
+    unsigned best = ~0u;
+    *at = 0;
+    for (size_t k = 0; k < l; k++) {
+        unsigned a = (unsigned char)s[k];
+        unsigned fa = byte_freq(a) + (icase && is_alpha(a) ? byte_freq(a & ~0x20u) : 0);
+        unsigned c = fa * 1000;
+        if (k + 1 < l) {
+            unsigned b = (unsigned char)s[k + 1];
+            unsigned fb = byte_freq(b) + (icase && is_alpha(b) ? byte_freq(b & ~0x20u) : 0);
+            c = fa * fb;
+        } else if (l > 1)
+            continue;
+        if (c < best) {
+            best = c;
+            *at = k;
+        }
+    }
+    return best;
+}
+
+/* The prefilter of one rule (see above).  A pattern that is a top-level
+ * alternation gets one literal run per branch: every match is a match of
+ * some branch, so the union of the branches' strings, each with its own
+ * branch's prefix bound, is a prefilter for the whole. */
+typedef struct rbranch {
+    unsigned char back[32];  /* bytes the prefix may consume */
+    size_t back_max;         /* bytes the prefix may consume at most (PF_INF: unbounded) */
+} rbranch;
+
+typedef struct rpf {
+    int ok;                  /* usable; otherwise the rule is searched everywhere */
+    size_t nstr;
+    char (*s)[XLEN];         /* the literal strings (heap) */
+    unsigned char *len;      /* their lengths (heap) */
+    unsigned char *ic;       /* compared ASCII-caselessly, stored lower case (heap) */
+    unsigned char *br;       /* branch of each string (heap) */
+    rbranch *b;              /* per branch (heap) */
+    size_t nb;
+    size_t reach;            /* how far past a start the matcher may look (PF_INF: unbounded) */
+} rpf;
+
+#define MAX_ITEMS 128
+#define MAX_BRANCHES 64
+#define MAX_STRS 256 /* strings over all branches */
+
+static void rpf_clear(rpf *f)
+{
+    free(f->s);
+    free(f->len);
+    free(f->ic);
+    free(f->br);
+    free(f->b);
+    memset(f, 0, sizeof *f);
+}
+
+/* Best literal run of one branch's items: its strings into f (branch bi). */
+static int branch_pick(an *items, size_t ni, size_t bi, rpf *f)
+{
+    unsigned long long best = ~0ull;
+    xset *bx = NULL;
+    size_t ba = 0;
+    for (size_t a = 0; a < ni; a++) {
+        const xset *src = items[a].x ? items[a].x : items[a].pf;
+        if (!src)
+            continue;
+        xset *x = x_new();
+        if (!x)
+            break;
+        memcpy(x, src, sizeof *x);
+        for (size_t b = a;;) {
+            int empty = 0;
+            unsigned long long cost = 0;
+            for (size_t k = 0; k < x->n; k++) {
+                size_t at;
+                if (!x->len[k])
+                    empty = 1;
+                else
+                    cost += str_cost(x->s[k], x->len[k], x->ic[k], &at);
+            }
+            if (!empty && x->n && cost < best) {
+                best = cost;
+                free(bx);
+                bx = x_new();
+                if (!bx)
+                    break;
+                memcpy(bx, x, sizeof *x);
+                ba = a;
+            }
+            if (!items[b].x || ++b >= ni)
+                break;
+            xset *nx = items[b].x ? x_cat(x, items[b].x) : items[b].pf ? x_cat(x, items[b].pf) : NULL;
+            if (!nx)
+                break;
+            free(x);
+            x = nx;
+        }
+        free(x);
+    }
+    if (!bx)
+        return -1;
+    rbranch *rb = &f->b[bi];
+    memset(rb, 0, sizeof *rb);
+    for (size_t k = 0; k < ba; k++) {
+        for (int j = 0; j < 32; j++)
+            rb->back[j] |= items[k].bytes[j];
+        rb->back_max = sat_add(rb->back_max, items[k].maxb);
+    }
+    int rc = 0;
+    for (size_t k = 0; k < bx->n; k++) {
+        if (f->nstr == MAX_STRS) {
+            rc = -1;
+            break;
+        }
+        memcpy(f->s[f->nstr], bx->s[k], XLEN);
+        f->len[f->nstr] = bx->len[k];
+        f->ic[f->nstr] = bx->ic[k];
+        f->br[f->nstr] = (unsigned char)bi;
+        f->nstr++;
+    }
+    free(bx);
+    return rc;
+}
+
+/* Fill f from pattern (f->ok = 0 when nothing usable is found). */
+static void rpf_analyse(const char *pattern, rpf *f)
+{
+    memset(f, 0, sizeof *f);
+    pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern) };
+    an *items = calloc(MAX_ITEMS, sizeof *items);
+    f->s = calloc(MAX_STRS, sizeof *f->s);
+    f->len = malloc(MAX_STRS);
+    f->ic = malloc(MAX_STRS);
+    f->br = malloc(MAX_STRS);
+    f->b = calloc(MAX_BRANCHES, sizeof *f->b);
+    if (!items || !f->s || !f->len || !f->ic || !f->br || !f->b)
+        goto fail;
+    size_t reach = 0;
+    for (;;) {
+        size_t ni = parse_items(&P, items, MAX_ITEMS);
+        int bad = P.fail || ni == 0 || f->nb == MAX_BRANCHES ||
+                  (P.i < P.n && P.p[P.i] != '|');
+        size_t r = 0;
+        for (size_t k = 0; k < ni; k++)
+            r = sat_add(r, items[k].reach);
+        if (r > reach)
+            reach = r;
+        if (!bad && branch_pick(items, ni, f->nb, f))
+            bad = 1;
+        for (size_t k = 0; k < ni; k++)
+            an_free(&items[k]);
+        if (bad)
+            goto fail;
+        f->nb++;
+        if (P.i >= P.n)
+            break;
+        P.i++; /* '|' */
+    }
+    f->reach = reach;
+    f->ok = f->nstr > 0;
+    free(items);
+    return;
+fail:
+    free(items);
+    rpf_clear(f);
+}
+
 /* ==== Scanner ==== */
 
 /* Work bounds for one pcre2_match call.  A catastrophic pattern stops
@@ -232,6 +1264,25 @@ static size_t incomplete_tail(const char *w, size_t lo, size_t len)
 #define MATCH_LIMIT 1000000u
 #define DEPTH_LIMIT 100000u
 #define HEAP_LIMIT_KIB 20480u
+
+/* One entry of the prefilter table: string str of rule's prefilter is
+ * anchored at its byte pair starting at offset k. */
+typedef struct pent {
+    uint32_t rule, next; /* next: entry + 1 in the same chain, or 0 */
+    uint16_t str;
+    uint8_t k;
+} pent;
+
+/* A literal occurrence at f, and the first position a match using it may
+ * start at (window [ws, f]). */
+typedef struct cand {
+    size_t ws, f;
+} cand;
+
+typedef struct cvec {
+    cand *v;
+    size_t n, cap;
+} cvec;
 
 struct lg_scanner {
     const lg_policy *p;
@@ -245,7 +1296,83 @@ struct lg_scanner {
     unsigned char *chosen;
     size_t scap;                 /* capacity of ord, pmax, chosen */
     lg_buf tmp;                  /* scratch for vault look-ups */
+    int ref;                     /* test-only: no prefilters (lg_scanner_set_reference) */
+    rpf *pf;                     /* per rule: literal prefilter */
+    pent *ents;                  /* prefilter table entries (heap) */
+    size_t nents;
+    uint32_t *head;              /* per byte pair: first entry + 1, or 0 */
+    uint32_t shead[256];         /* per byte: first entry + 1 for one-byte strings */
+    unsigned char bm[8192];      /* byte pairs with any entry (one-byte strings: every pair) */
+    cvec *cand;                  /* per rule: candidate literal positions of this step */
+    unsigned char *rview;        /* per rule, this step: 0 idle, 1 raw view, 2 normalised view */
+    size_t *vpos;                /* per rule, this step: search start in its view */
+    char *nbuf;                  /* normalised view of the window */
+    size_t ncap;
+    lg_nmap nmap;                /* its map back to window offsets */
 };
+
+static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t *chain)
+{
+    if ((s->nents & (s->nents - 1)) == 0 || s->nents == 0) {
+        size_t cap = s->nents ? s->nents * 2 : 64;
+        pent *ne = realloc(s->ents, cap * sizeof *ne);
+        if (!ne)
+            return LG_E_NOMEM;
+        s->ents = ne;
+    }
+    if (s->nents >= UINT32_MAX - 1)
+        return LG_E_NOMEM;
+    s->ents[s->nents] = (pent){ .rule = rule, .next = *chain, .str = (uint16_t)str, .k = (uint8_t)k };
+    *chain = (uint32_t)++s->nents;
+    return LG_OK;
+}
+
+/* Case variants of byte c for a caseless string. */
+static int variants(unsigned c, int icase, unsigned *v)
+{
+    v[0] = c;
+    if (icase && is_alpha(c)) {
+        v[0] = c | 0x20;
+        v[1] = c & ~0x20u;
+        return 2;
+    }
+    return 1;
+}
+
+/* Enter rule ri's prefilter strings in the table, each at its rarest pair
+ * of bytes (one-byte strings under every pair starting with the byte). */
+static int pf_index(lg_scanner *s, size_t ri)
+{
+    const rpf *f = &s->pf[ri];
+    for (size_t j = 0; j < f->nstr; j++) {
+        size_t l = f->len[j], k;
+        str_cost(f->s[j], l, f->ic[j], &k);
+        unsigned a[2], b[2];
+        int na = variants((unsigned char)f->s[j][k], f->ic[j], a);
+        if (l == 1) {
+            for (int x = 0; x < na; x++) {
+                int rc = ent_add(s, (uint32_t)ri, j, 0, &s->shead[a[x]]);
+                if (rc)
+                    return rc;
+                for (unsigned y = 0; y < 256; y++) {
+                    unsigned idx = a[x] | y << 8;
+                    s->bm[idx >> 3] |= (unsigned char)(1u << (idx & 7));
+                }
+            }
+            continue;
+        }
+        int nb = variants((unsigned char)f->s[j][k + 1], f->ic[j], b);
+        for (int x = 0; x < na; x++)
+            for (int y = 0; y < nb; y++) {
+                unsigned idx = a[x] | b[y] << 8;
+                int rc = ent_add(s, (uint32_t)ri, j, k, &s->head[idx]);
+                if (rc)
+                    return rc;
+                s->bm[idx >> 3] |= (unsigned char)(1u << (idx & 7));
+            }
+    }
+    return LG_OK;
+}
 
 lg_scanner *lg_scanner_new(const lg_policy *p)
 {
@@ -286,7 +1413,34 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
     if (s->js)
         pcre2_jit_stack_assign(s->mctx, NULL, s->js);
     lg_buf_init(&s->tmp, (size_t)-1 / 2);
+    lg_nmap_init(&s->nmap);
+    size_t nr = p->nrules ? p->nrules : 1;
+    s->pf = calloc(nr, sizeof *s->pf);
+    s->cand = calloc(nr, sizeof *s->cand);
+    s->rview = calloc(nr, 1);
+    s->vpos = calloc(nr, sizeof *s->vpos);
+    s->head = calloc(65536, sizeof *s->head);
+    if (!s->pf || !s->cand || !s->rview || !s->vpos || !s->head) {
+        lg_scanner_free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < p->nrules; i++) {
+        const lg_rule *r = &p->rules[i];
+        if (!r->code || !r->pattern)
+            continue;
+        rpf_analyse(r->pattern, &s->pf[i]);
+        if (s->pf[i].ok && pf_index(s, i) != LG_OK) {
+            lg_scanner_free(s);
+            return NULL;
+        }
+    }
     return s;
+}
+
+void lg_scanner_set_reference(lg_scanner *s, int on)
+{
+    if (s)
+        s->ref = on != 0;
 }
 
 void lg_scanner_free(lg_scanner *s)
@@ -301,6 +1455,20 @@ void lg_scanner_free(lg_scanner *s)
     free(s->pmax);
     free(s->chosen);
     lg_buf_free(&s->tmp);
+    if (s->pf)
+        for (size_t i = 0; i < s->p->nrules; i++)
+            rpf_clear(&s->pf[i]);
+    if (s->cand)
+        for (size_t i = 0; i < s->p->nrules; i++)
+            free(s->cand[i].v);
+    free(s->pf);
+    free(s->cand);
+    free(s->rview);
+    free(s->vpos);
+    free(s->head);
+    free(s->ents);
+    free(s->nbuf);
+    lg_nmap_free(&s->nmap);
     free(s);
 }
 
@@ -417,17 +1585,87 @@ static int accept(lg_sscan *ss, const lg_rule *r, const char *m, size_t n, lg_va
     return 1;
 }
 
-/* Search rule r from window position pos to end.  partial: use
+/* What rules match against in one step: the window itself (raw rules, and
+ * every rule when the window needs no normalisation), or its normalised
+ * copy.  Positions in a view map back to window positions. */
+typedef struct view {
+    const char *t;        /* the text */
+    size_t end;           /* end of the text judged in this step */
+    size_t oend;          /* the same end in the window */
+    const lg_nmap *map;   /* NULL: t is the window */
+} view;
+
+/* Window offset where a match or partial match starting at p begins. */
+static size_t v_ostart(const view *v, size_t p)
+{
+    if (!v->map)
+        return p;
+    return p >= v->end ? v->oend : lg_nmap_start(v->map, p);
+}
+
+/* Window offset where a match ending at p ends (just after the source of
+ * its last character: removed characters after it are not part of it). */
+static size_t v_oend(const view *v, size_t p)
+{
+    return v->map ? lg_nmap_end(v->map, p) : p;
+}
+
+static size_t v_from(const view *v, size_t o)
+{
+    if (!v->map)
+        return o;
+    return o >= v->oend ? v->end : lg_nmap_from_orig(v->map, o);
+}
+
+/* How far back from literal occurrence f a match using it may start
+ * (never before pos). */
+static size_t back_start(const rbranch *rb, const char *w, size_t end, size_t pos, size_t f)
+{
+    if (rb->back_max >= PF_INF)
+        return pos;
+    size_t lo = f - pos > rb->back_max ? f - rb->back_max : pos;
+    size_t j = f;
+    while (j > lo && bget(rb->back, (unsigned char)w[j - 1]))
+        j--;
+    j = char_start(w, end, j);
+    return j < pos ? pos : j;
+}
+
+/* Literal occurrences closer than this are searched with one pcre2_match
+ * call (the engine's own start-of-match optimisations cover the gap). */
+#define CLUSTER_GAP 64
+
+/* Search rule r in view vw from pos to vw->end.  partial: use
  * PCRE2_PARTIAL_HARD.  Complete matches starting before stop become
- * pending findings.  *hold gets the position before which this rule can
- * find nothing more (partial start, or end), and the rule's resume point
- * is set there; *next (may be NULL) where the search stopped.  Returns LG_OK or LG_E_MATCH / LG_E_NOMEM. */
-static int rule_pass(lg_sscan *ss, size_t ri, size_t pos, size_t end, int partial,
+ * pending findings (in stream offsets).  *hold gets the position in the
+ * view before which this rule can find nothing more (partial start, or
+ * end), and the rule's resume point is set there; *next (may be NULL)
+ * where the search stopped.
+ *
+ * With a prefilter the search is split into windows, and each window is
+ * one pcre2_match call whose start is bounded by pcre2_set_offset_limit:
+ * - a candidate window [back_start(f), f] for literal occurrences f (a
+ *   cluster of close ones: [back_start(f1), fk]); NOMATCH proves no
+ *   match starts there, and no start between windows is possible (see
+ *   the prefilter comment), so the search goes on after fk;
+ * - in partial mode, the tail window [end - reach, end] with no limit: a
+ *   start there may grow into a match whose literal has not arrived yet,
+ *   so it must be tried even without an occurrence; a start before it
+ *   cannot reach the end, so it cannot give a partial match.
+ * Windows are visited in increasing order, so the first result is the
+ * leftmost start, exactly what one call from pos returns: same start,
+ * same outcome at that start (lookbehinds and \b see text before the
+ * start offset either way).  Returns LG_OK or LG_E_MATCH / LG_E_NOMEM. */
+static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int partial,
                      size_t stop, lg_vault *v, size_t *hold, size_t *next)
 {
     lg_scanner *sc = ss->sc;
     const lg_rule *r = &sc->p->rules[ri];
-    const char *w = ss->win.data;
+    const char *w = vw->t;
+    size_t end = vw->end;
+    const rpf *pf = !sc->ref && sc->pf[ri].ok ? &sc->pf[ri] : NULL;
+    const cand *cv = sc->cand[ri].v;
+    size_t cn = pf ? sc->cand[ri].n : 0, ci = 0, ci0 = 0;
     uint32_t opts = PCRE2_NOTEMPTY;
     if (ss->base > 0)
         opts |= PCRE2_NOTBOL; /* the subject does not start the text */
@@ -439,8 +1677,51 @@ static int rule_pass(lg_sscan *ss, size_t ri, size_t pos, size_t end, int partia
             *hold = end;
             break;
         }
-        int rc = pcre2_match(r->code, (PCRE2_SPTR)w, end, pos, opts, sc->md, sc->mctx);
+        size_t ws = pos;
+        PCRE2_SIZE lim = PCRE2_UNSET;
+        if (pf) {
+            while (ci < cn && cv[ci].f < pos)
+                ci++;
+            size_t tail = (size_t)-1;
+            if (partial) {
+                if (pf->reach >= PF_INF || end - pos <= pf->reach)
+                    tail = pos;
+                else {
+                    tail = char_start(w, end, end - pf->reach);
+                    if (tail < pos)
+                        tail = pos;
+                }
+            }
+            if (ci < cn) {
+                /* candidates are in order of window start; those before
+                 * pos now start at pos */
+                ws = cv[ci].ws > pos ? cv[ci].ws : pos;
+                lim = cv[ci].f;
+                ci0 = ci; /* after a match, the cluster's later members still count */
+                while (ci + 1 < cn && cv[ci + 1].ws <= lim + CLUSTER_GAP) {
+                    ci++;
+                    if (cv[ci].f > lim)
+                        lim = cv[ci].f;
+                }
+                if (tail != (size_t)-1 && tail <= lim + CLUSTER_GAP) {
+                    if (tail < ws)
+                        ws = tail;
+                    lim = PCRE2_UNSET;
+                }
+            } else if (tail != (size_t)-1) {
+                ws = tail;
+            } else {
+                *hold = end;
+                break;
+            }
+        }
+        pcre2_set_offset_limit(sc->mctx, lim);
+        int rc = pcre2_match(r->code, (PCRE2_SPTR)w, end, ws, opts, sc->md, sc->mctx);
         if (rc == PCRE2_ERROR_NOMATCH) {
+            if (lim != PCRE2_UNSET) {
+                pos = next_char(w, lim, end);
+                continue;
+            }
             *hold = end;
             break;
         }
@@ -458,11 +1739,13 @@ static int rule_pass(lg_sscan *ss, size_t ri, size_t pos, size_t end, int partia
             break;
         }
         if (e <= s) { /* \K games: nothing to report */
+            ci = ci0;
             pos = next_char(w, s, end);
             continue;
         }
+        ci = ci0;
         if (accept(ss, r, w + s, e - s, v)) {
-            int arc = pend_add(ss, r, ss->base + s, ss->base + e);
+            int arc = pend_add(ss, r, ss->base + v_ostart(vw, s), ss->base + v_oend(vw, e));
             if (arc)
                 return arc;
             pos = e;
@@ -472,10 +1755,91 @@ static int rule_pass(lg_sscan *ss, size_t ri, size_t pos, size_t end, int partia
             pos = next_char(w, s, end);
         }
     }
-    ss->resume[ri] = ss->base + *hold;
+    ss->resume[ri] = ss->base + v_ostart(vw, *hold);
     if (next)
         *next = pos;
     return LG_OK;
+}
+
+/* Record literal occurrences in view vw (from lo) for the rules of view
+ * kind `which`, each at or after its own search start. */
+static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t lo)
+{
+    const unsigned char *t = (const unsigned char *)vw->t;
+    size_t end = vw->end;
+    for (size_t i = lo; i < end; i++) {
+        /* t[end] is readable: the NUL after a buffer's data, or held bytes */
+        unsigned idx = t[i] | (unsigned)t[i + 1] << 8;
+        if (!(sc->bm[idx >> 3] >> (idx & 7) & 1))
+            continue;
+        for (int pass = 0; pass < 2; pass++) {
+            uint32_t e = pass ? sc->head[idx] : sc->shead[t[i]];
+            while (e) {
+                const pent *pe = &sc->ents[e - 1];
+                e = pe->next;
+                if (sc->rview[pe->rule] != which || i < pe->k)
+                    continue;
+                size_t f = i - pe->k;
+                if (f < sc->vpos[pe->rule])
+                    continue;
+                const rpf *pf = &sc->pf[pe->rule];
+                size_t l = pf->len[pe->str];
+                if (f + l > end)
+                    continue;
+                const char *x = pf->s[pe->str];
+                int ok = 1;
+                if (pf->ic[pe->str]) {
+                    for (size_t q = 0; q < l && ok; q++) {
+                        unsigned c = t[f + q];
+                        if (c >= 'A' && c <= 'Z')
+                            c |= 0x20;
+                        ok = c == (unsigned char)x[q];
+                    }
+                } else
+                    ok = memcmp(t + f, x, l) == 0;
+                if (!ok)
+                    continue;
+                cvec *cv = &sc->cand[pe->rule];
+                if (cv->n == cv->cap) {
+                    size_t cap = cv->cap ? cv->cap * 2 : 64;
+                    cand *nv = realloc(cv->v, cap * sizeof *nv);
+                    if (!nv)
+                        return LG_E_NOMEM;
+                    cv->v = nv;
+                    cv->cap = cap;
+                }
+                size_t ws = back_start(&pf->b[pf->br[pe->str]], vw->t, end, sc->vpos[pe->rule], f);
+                cv->v[cv->n++] = (cand){ .ws = ws, .f = f };
+            }
+        }
+    }
+    return LG_OK;
+}
+
+static int cand_less(const cand *a, const cand *b)
+{
+    return a->ws != b->ws ? a->ws < b->ws : a->f < b->f;
+}
+
+/* Sort by window start (the list is nearly sorted already) and drop
+ * duplicates. */
+static void cand_sort(cvec *c)
+{
+    cand *v = c->v;
+    for (size_t i = 1; i < c->n; i++) {
+        cand x = v[i];
+        size_t j = i;
+        while (j > 0 && cand_less(&x, &v[j - 1])) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (!m || v[m - 1].ws != v[i].ws || v[m - 1].f != v[i].f)
+            v[m++] = v[i];
+    c->n = m;
 }
 
 static int cmp_pos(const void *a, const void *b)
@@ -709,6 +2073,68 @@ static size_t restraddle(const lg_sscan *ss, size_t f)
     return f;
 }
 
+/* Build this step's views and literal candidates: which view each rule
+ * matches (sc->rview), where its search starts there (sc->vpos), and the
+ * literal occurrences after that start (sc->cand). */
+static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
+{
+    lg_scanner *sc = ss->sc;
+    const lg_policy *pol = sc->p;
+    *vr = (view){ .t = ss->win.data, .end = end, .oend = end, .map = NULL };
+    *vn = *vr;
+    int want_norm = 0;
+    for (size_t i = 0; i < pol->nrules; i++) {
+        const lg_rule *r = &pol->rules[i];
+        if (applies(r, ss->on, ss->role) && !r->raw && !r->restore)
+            want_norm = 1;
+    }
+    int have_norm = 0;
+    if (want_norm && lg_norm_find(ss->win.data, end, 0) < end) {
+        if (sc->ncap < end + 1) {
+            char *nb = realloc(sc->nbuf, end + 1);
+            if (!nb)
+                return LG_E_NOMEM;
+            sc->nbuf = nb;
+            sc->ncap = end + 1;
+        }
+        size_t nlen;
+        int rc = lg_normalize(ss->win.data, end, sc->nbuf, &nlen, &sc->nmap);
+        if (rc)
+            return rc;
+        sc->nbuf[nlen] = '\0';
+        *vn = (view){ .t = sc->nbuf, .end = nlen, .oend = end, .map = &sc->nmap };
+        have_norm = 1;
+    }
+    size_t lo[3] = { 0, (size_t)-1, (size_t)-1 };
+    for (size_t i = 0; i < pol->nrules; i++) {
+        const lg_rule *r = &pol->rules[i];
+        sc->cand[i].n = 0;
+        if (!applies(r, ss->on, ss->role)) {
+            sc->rview[i] = 0;
+            continue;
+        }
+        unsigned char w = (r->raw || r->restore || !have_norm) ? 1 : 2;
+        sc->rview[i] = w;
+        size_t po = ss->resume[i] > ss->base + u ? ss->resume[i] - ss->base : u;
+        sc->vpos[i] = v_from(w == 1 ? vr : vn, po);
+        if (sc->pf[i].ok && sc->vpos[i] < lo[w])
+            lo[w] = sc->vpos[i];
+    }
+    if (sc->ref)
+        return LG_OK;
+    for (unsigned char w = 1; w <= 2; w++) {
+        if (lo[w] == (size_t)-1)
+            continue;
+        int rc = cand_pass(sc, w == 1 ? vr : vn, w, lo[w]);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < pol->nrules; i++)
+        if (sc->cand[i].n > 1)
+            cand_sort(&sc->cand[i]);
+    return LG_OK;
+}
+
 /* One step: append p[0..n) and release what is safe. */
 static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
                 lg_buf *out, lg_findings *f, int *best)
@@ -724,14 +2150,21 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
     size_t end = final ? len : len - incomplete_tail(ss->win.data, u, len);
     int partial = !final;
 
+    view vr, vn;
+    rc = prepare(ss, u, end, &vr, &vn);
+    if (rc)
+        return rc;
+
     size_t rel = end;
     for (size_t i = 0; i < pol->nrules; i++) {
-        if (!applies(&pol->rules[i], ss->on, ss->role))
+        if (!sc->rview[i])
             continue;
-        size_t pos = ss->resume[i] > ss->base + u ? ss->resume[i] - ss->base : u;
-        rc = rule_pass(ss, i, pos, end, partial, (size_t)-1, v, &sc->hold[i], NULL);
+        const view *vw = sc->rview[i] == 1 ? &vr : &vn;
+        size_t h;
+        rc = rule_pass(ss, i, vw, sc->vpos[i], partial, (size_t)-1, v, &h, NULL);
         if (rc)
             return rc;
+        sc->hold[i] = v_ostart(vw, h);
         if (sc->hold[i] < rel)
             rel = sc->hold[i];
     }
@@ -749,18 +2182,20 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
             fl = end;
         size_t rel2 = end;
         for (size_t i = 0; i < pol->nrules; i++) {
-            if (!applies(&pol->rules[i], ss->on, ss->role))
+            if (!sc->rview[i])
                 continue;
-            size_t pos = ss->resume[i] - ss->base;
-            if (pos < fl) {
-                size_t h, nx;
-                rc = rule_pass(ss, i, pos, end, 0, fl, v, &h, &nx);
+            const view *vw = sc->rview[i] == 1 ? &vr : &vn;
+            size_t po = ss->resume[i] - ss->base;
+            if (po < fl) {
+                size_t h, nx, flv = v_from(vw, fl);
+                rc = rule_pass(ss, i, vw, v_from(vw, po), 0, flv, v, &h, &nx);
                 if (rc)
                     return rc;
-                pos = nx > fl ? nx : fl;
-                rc = rule_pass(ss, i, pos, end, 1, (size_t)-1, v, &sc->hold[i], NULL);
+                size_t pos = nx > flv ? nx : flv;
+                rc = rule_pass(ss, i, vw, pos, 1, (size_t)-1, v, &h, NULL);
                 if (rc)
                     return rc;
+                sc->hold[i] = v_ostart(vw, h);
             }
             if (sc->hold[i] < rel2)
                 rel2 = sc->hold[i];
@@ -779,10 +2214,16 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
         return LG_OK;
     }
 
-    /* Keep as context what lookbehinds and \b may look at. */
+    /* Keep as context what lookbehinds and \b may look at: characters the
+     * normalised view removes do not count, so the view's context is as
+     * long as in a whole-text scan. */
     size_t cut = rel;
-    for (size_t k = 0; k < sc->ctx_chars && cut > 0; k++)
+    for (size_t k = 0; k < sc->ctx_chars && cut > 0; k++) {
         cut = char_start(ss->win.data, len, cut - 1);
+        int repl;
+        if (lg_norm_char((const unsigned char *)ss->win.data + cut, len - cut, &repl) && repl < 0)
+            k--; /* unsigned wrap, undone by k++ */
+    }
     if (sc->ctx_bytes && rel - cut < sc->ctx_bytes)
         cut = rel > sc->ctx_bytes ? char_start(ss->win.data, len, rel - sc->ctx_bytes) : 0;
     lg_buf_consume(&ss->win, cut);

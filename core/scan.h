@@ -92,6 +92,12 @@ lg_scanner *lg_scanner_new(const lg_policy *p);
 void lg_scanner_free(lg_scanner *s);
 const lg_policy *lg_scanner_policy(const lg_scanner *s);
 
+/* Test-only: with on != 0, s searches every rule over the whole window
+ * with one pcre2_match call at a time, without literal prefilters (the
+ * reference the prefiltered search is checked against; results must be
+ * identical, only slower). */
+void lg_scanner_set_reference(lg_scanner *s, int on);
+
 /* Flags for lg_scan_text and lg_sscan_init. */
 enum {
     LG_SCAN_ENFORCE = 1  /* apply redactions/restorations; without it findings are only reported */

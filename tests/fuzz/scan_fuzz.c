@@ -37,6 +37,7 @@ static lg_rule rules[] = {
 
 static lg_policy pol;
 static lg_scanner *sc; /* reused for every input, as a thread's scanner is */
+static lg_scanner *ref; /* the same policy without literal prefilters */
 
 static void init_once(void)
 {
@@ -67,8 +68,10 @@ static void init_once(void)
     pol.nrules = NRULES;
     pol.max_hold = 4096;
     sc = lg_scanner_new(&pol);
-    if (!sc)
+    ref = lg_scanner_new(&pol);
+    if (!sc || !ref)
         abort();
+    lg_scanner_set_reference(ref, 1);
 }
 
 static lg_vault *mk_vault(void)
@@ -108,6 +111,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lg_findings f1;
     lg_findings_init(&f1, 4096);
     int a1 = lg_scan_text(sc, on, LG_ROLE_USER, flags, text, n, v1, &o1, &f1);
+
+    /* the reference path (no prefilters) must give the same, always */
+    {
+        lg_vault *v3 = mk_vault();
+        lg_buf o3;
+        lg_buf_init(&o3, 1 << 20);
+        lg_findings f3;
+        lg_findings_init(&f3, 4096);
+        int a3 = lg_scan_text(ref, on, LG_ROLE_USER, flags, text, n, v3, &o3, &f3);
+        if (a3 != a1 || o3.len != o1.len || (o1.len && memcmp(o1.data, o3.data, o1.len) != 0) ||
+            f3.n != f1.n)
+            abort();
+        for (size_t i = 0; i < f1.n; i++)
+            if (f1.v[i].rule != f3.v[i].rule || f1.v[i].start != f3.v[i].start ||
+                f1.v[i].end != f3.v[i].end)
+                abort();
+        lg_findings_free(&f3);
+        lg_buf_free(&o3);
+        lg_vault_free(v3);
+    }
 
     /* streamed */
     lg_vault *v2 = mk_vault();
