@@ -32,7 +32,8 @@
     "    .byte 0\n"                                                       \
     "    .popsection\n"
 
-__asm__(LG__PACK_ASM("injection") LG__PACK_ASM("pii") LG__PACK_ASM("secrets"));
+__asm__(LG__PACK_ASM("injection") LG__PACK_ASM("pii") LG__PACK_ASM("secrets")
+        LG__PACK_ASM("evasion") LG__PACK_ASM("output"));
 
 #define LG__PACK_DECL(name)                                                        \
     extern const char lg__pack_##name[] __attribute__((visibility("hidden")));    \
@@ -41,6 +42,8 @@ __asm__(LG__PACK_ASM("injection") LG__PACK_ASM("pii") LG__PACK_ASM("secrets"));
 LG__PACK_DECL(injection)
 LG__PACK_DECL(pii)
 LG__PACK_DECL(secrets)
+LG__PACK_DECL(evasion)
+LG__PACK_DECL(output)
 
 static const struct {
     const char *name;
@@ -49,6 +52,8 @@ static const struct {
     {"injection", lg__pack_injection, lg__pack_injection_end},
     {"pii", lg__pack_pii, lg__pack_pii_end},
     {"secrets", lg__pack_secrets, lg__pack_secrets_end},
+    {"evasion", lg__pack_evasion, lg__pack_evasion_end},
+    {"output", lg__pack_output, lg__pack_output_end},
 };
 
 const char *lg_policy_pack(size_t i, const char **json, size_t *len)

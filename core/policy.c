@@ -615,7 +615,7 @@ static int keyword_pattern(loader *L, const cJSON *arr, int icase, char **out)
 /* Keys a rule may have, and the subset an override may change. */
 static const char *const rule_keys[] = {
     "id", "category", "on", "roles", "regex", "keywords", "ignore_case", "validate",
-    "action", "redact", "mask", "label", "severity", "message", "note", NULL};
+    "raw", "action", "redact", "mask", "label", "severity", "message", "note", NULL};
 static const char *const override_keys[] = {
     "category", "on", "roles", "action", "redact", "mask", "label", "severity",
     "message", "note", NULL};
@@ -799,6 +799,18 @@ static int parse_rule(loader *L, const cJSON *obj, const char *src, int builtin,
         if (rc != LG_OK)
             return rc;
         r->validator = e;
+    }
+    /* raw: match the original text instead of the normalised view, for
+     * rules that look for what normalisation removes (invisible
+     * characters).  Rule-only, like validate. */
+    const cJSON *rawv = cJSON_GetObjectItemCaseSensitive(obj, "raw");
+    if (rawv) {
+        mark = path_key(L, "raw");
+        rc = want_type(L, rawv, cJSON_IsBool(rawv), "true or false");
+        path_pop(L, mark);
+        if (rc != LG_OK)
+            return rc;
+        r->raw = cJSON_IsTrue(rawv);
     }
     return apply_fields(L, r, obj);
 }

@@ -177,7 +177,7 @@ Test(policy_errors, bad_enum_values)
                  "expected one of: none, redacted, full");
     expect_error("{\"version\": 2}", LG_E_POLICY, "2", 0, "", "unsupported version 2");
     expect_error("{\"packs\": [\"pii\", \"nope\"]}", LG_E_POLICY, "\"nope\"", 0, "",
-                 "unknown pack \"nope\" (built-in packs: injection, pii, secrets)");
+                 "unknown pack \"nope\" (built-in packs: injection, pii, secrets, evasion, output)");
     expect_error("{\"packs\": [\"pii\", \"pii\"]}", LG_E_POLICY, "\"pii\"", 1, "", "listed twice");
     expect_error("{\"endpoints\": [\"loopback\", \"localhost\"]}", LG_E_POLICY, "\"localhost\"", 0,
                  "", "not \"loopback\"");
@@ -522,8 +522,12 @@ Test(policy_defaults, names_round_trip)
 
 Test(policy_packs, selection)
 {
+    lg_policy *all = must_load("{}");
     lg_policy *p = must_load("{\"packs\": [\"pii\"]}");
-    cr_assert_eq(count_prefix(p, "pii."), 5);
+    /* Selecting a pack loads all of its rules and nothing else. */
+    cr_assert_gt(count_prefix(all, "pii."), 0);
+    cr_assert_eq(count_prefix(p, "pii."), count_prefix(all, "pii."));
+    lg_policy_free(all);
     cr_assert_eq(count_prefix(p, "injection."), 0);
     cr_assert_eq(count_prefix(p, "secrets."), 0);
     cr_assert_not_null(lg_policy_rule(p, "vault.restore"));
@@ -564,7 +568,7 @@ Test(policy_packs, builtin_loads_and_compiles)
         snprintf(pfx, sizeof pfx, "%s.", name);
         cr_assert_gt(count_prefix(p, pfx), 0, "pack %s has rules", name);
     }
-    cr_assert_eq(packs, 3);
+    cr_assert_eq(packs, 5, "injection, pii, secrets, evasion, output");
     cr_assert_null(lg_policy_pack(99, NULL, NULL));
     for (size_t i = 0; i < p->nrules; i++) {
         const lg_rule *r = &p->rules[i];
@@ -626,7 +630,9 @@ Test(policy_packs, disable)
     cr_assert_null(lg_policy_rule(p, "injection.zh_ignore_previous"));
     cr_assert_null(lg_policy_rule(p, "injection.zh_reveal_system_prompt"));
     cr_assert_not_null(lg_policy_rule(p, "injection.ignore_previous"));
-    cr_assert_eq(p->nrules, b->nrules - 3);
+    /* one named rule and every injection.zh_* rule are gone, nothing else */
+    cr_assert_gt(count_prefix(b, "injection.zh_"), 1);
+    cr_assert_eq(p->nrules, b->nrules - 1 - count_prefix(b, "injection.zh_"));
     lg_policy_free(p);
     /* Disabling every placeholder rule drops the restore rule too; an
      * override of a disabled rule is not an error. */
@@ -817,4 +823,25 @@ Test(policy_packs, builtin_rules_match_their_notes)
         cr_assert_eq(m, v->match, "%s on \"%s\": got %d", v->rule, v->text, m);
     }
     lg_policy_free(p);
+}
+
+Test(policy_defaults, raw_and_canary_keys)
+{
+    lg_policy *p = must_load("{\"packs\": [], \"canary\": true, \"rules\": ["
+                             "{\"id\": \"a.raw\", \"regex\": \"\\\\x{200b}\", \"raw\": true},"
+                             "{\"id\": \"a.norm\", \"regex\": \"x\"}]}");
+    cr_assert_eq(lg_policy_rule(p, "a.raw")->raw, 1);
+    cr_assert_eq(lg_policy_rule(p, "a.norm")->raw, 0, "rules match the normalised view by default");
+    cr_assert_eq(p->canary, 1);
+    const lg_rule *c = lg_policy_rule(p, LG_CANARY_ID);
+    cr_assert_not_null(c);
+    cr_assert_eq(c->on, LG_ON_RESPONSE);
+    cr_assert_eq(c->action, LG_ACT_BLOCK);
+    lg_policy_free(p);
+    p = must_load("{\"packs\": []}");
+    cr_assert_null(lg_policy_rule(p, LG_CANARY_ID), "no canary rule unless asked for");
+    lg_policy_free(p);
+    expect_error("{\"packs\": [], \"rules\": [{\"id\": \"a.b\", \"regex\": \"x\", \"raw\": 1}]}",
+                 LG_E_POLICY, "1}", 0, "a.b", "true or false");
+    expect_error("{\"canary\": \"yes\"}", LG_E_POLICY, "\"yes\"", 0, "", "true or false");
 }
