@@ -88,6 +88,7 @@ asan:
 	$(MAKE) BUILD=build/asan SAN="$(ASAN_FLAGS)" CFLAGS="-O1 -g" \
 	  $(if $(WERROR),WERROR=$(WERROR)) build/asan/tests/unit-tests fuzz-replay
 	ASAN_OPTIONS=halt_on_error=1:detect_leaks=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	  build/asan/tests/unit-tests --jobs 2
 
