@@ -244,6 +244,16 @@ static size_t incomplete_tail(const char *w, size_t lo, size_t len)
  * in the set; a class that can match any non-ASCII character contributes
  * every byte 0x80..0xFF).  Under (?i) with UCP, ASCII k and s also match
  * U+212A and U+017F, so they are never part of an exact string.
+ * A non-ASCII letter under (?i) stands for its whole caseless set, which
+ * PCRE2 itself enumerates (caseless_set; letters of caseless scripts
+ * stand for themselves); when that fails the letter is a byte class, as
+ * before.  A prefix set that grows too large is cut to shorter prefixes
+ * rather than dropped (pf_union).
+ *
+ * Which literal run of a branch is used is a cost choice only (branch_pick):
+ * rare byte pairs, long strings (each byte makes a full occurrence rarer),
+ * and few bytes before the literal (each candidate costs one pcre2_match
+ * over up to back_max start positions).
  *
  * reach bounds how far past a start position the matcher can look
  * (consumption plus lookaheads, \b and $ counted as one character), used
@@ -269,10 +279,20 @@ typedef struct an {
     xset *pf;                /* every match begins with one of these; NULL: unknown */
 } an;
 
+/* Caseless sets already worked out while one scanner is built (most
+ * patterns share their letters). */
+#define CCMAX 256
+typedef struct ccache {
+    size_t n;
+    unsigned cp[CCMAX];
+    xset *x[CCMAX]; /* NULL: no usable set */
+} ccache;
+
 typedef struct pp {
     const unsigned char *p;
     size_t i, n;
     int icase, fail, depth;
+    ccache *cc; /* may be NULL */
 } pp;
 
 static size_t sat_add(size_t a, size_t b)
@@ -461,6 +481,96 @@ static size_t enc(unsigned cp, char *o)
     return 4;
 }
 
+/* Every encoding of a character that caselessly matches code point cp
+ * (UTF, UCP: its other case, and members of a Unicode caseless set such as
+ * U+1C80 for CYRILLIC SMALL LETTER VE), from PCRE2 itself: the start
+ * bitmap of the one-character pattern bounds the lead bytes, and every
+ * character with such a lead byte is tried.  Returns NULL when the set
+ * cannot be found cheaply (4-byte leads, no bitmap, too many). */
+static xset *caseless_set(unsigned cp)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, "(?i)\\x{%X}", cp);
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED,
+                                     PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &ec, &eo, NULL);
+    if (!code)
+        return NULL;
+    unsigned char lead[32] = { 0 };
+    uint32_t type = 3, cu = 0;
+    const uint8_t *bm = NULL;
+    int ok = pcre2_pattern_info(code, PCRE2_INFO_FIRSTCODETYPE, &type) == 0;
+    if (ok && type == 1 && pcre2_pattern_info(code, PCRE2_INFO_FIRSTCODEUNIT, &cu) == 0 && cu >= 0xC2)
+        bset(lead, cu);
+    else if (ok && type == 0 && pcre2_pattern_info(code, PCRE2_INFO_FIRSTBITMAP, &bm) == 0 && bm)
+        memcpy(lead, bm, 32);
+    else
+        ok = 0;
+    /* every character whose lead byte is in the bitmap, one after another */
+    size_t cap = 0;
+    for (unsigned b = 0; ok && b < 256; b++)
+        if (bget(lead, b)) {
+            if (b < 0xC2 || b > 0xEF)
+                ok = 0; /* ASCII or 4-byte variants: not handled here */
+            else
+                cap += b < 0xE0 ? 64 * 2 : 4096 * 3;
+        }
+    char *subj = ok ? malloc(cap + 1) : NULL;
+    pcre2_match_data *md = subj ? pcre2_match_data_create(1, NULL) : NULL;
+    xset *x = md ? x_new() : NULL;
+    if (x) {
+        size_t n = 0;
+        for (unsigned b = 0xC2; b <= 0xEF; b++) {
+            if (!bget(lead, b))
+                continue;
+            unsigned lo = b < 0xE0 ? (b & 0x1F) << 6 : (b & 0x0F) << 12;
+            unsigned cnt = b < 0xE0 ? 64 : 4096;
+            for (unsigned c = lo; c < lo + cnt; c++)
+                if (c >= 0x80 && (c < 0x800 || b >= 0xE0) && (c >= 0x800 || b < 0xE0) &&
+                    (c < 0xD800 || c > 0xDFFF))
+                    n += enc(c, subj + n);
+        }
+        PCRE2_SIZE off = 0;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        int found = 0;
+        while (off < n) {
+            int rc = pcre2_match(code, (PCRE2_SPTR)subj, n, off, 0, md, NULL);
+            if (rc == PCRE2_ERROR_NOMATCH)
+                break;
+            if (rc < 0 || ov[1] <= ov[0] || x_add(x, subj + ov[0], ov[1] - ov[0], 0) || x->n > 8) {
+                found = -1;
+                break;
+            }
+            char self[4];
+            size_t sl = enc(cp, self);
+            if (ov[1] - ov[0] == sl && memcmp(subj + ov[0], self, sl) == 0)
+                found = 1;
+            off = ov[1];
+        }
+        if (found != 1) { /* cp itself must be among them */
+            free(x);
+            x = NULL;
+        }
+    }
+    pcre2_match_data_free(md);
+    free(subj);
+    pcre2_code_free(code);
+    return x;
+}
+
+/* Blocks of scripts without letter case (Hebrew to Sinhala, Thai to
+ * Tibetan, Hangul, CJK): a character there matches only itself, even
+ * caselessly (checked with caseless_set for every code point of these
+ * blocks against PCRE2 10.42); skipping the probe keeps scanner set-up
+ * cheap for such text. */
+static int uncased(unsigned cp)
+{
+    return (cp >= 0x0590 && cp <= 0x0DFF) || (cp >= 0x0E00 && cp <= 0x0FFF) ||
+           (cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0x3000 && cp <= 0x9FFF) ||
+           (cp >= 0xAC00 && cp <= 0xD7AF) || (cp >= 0xF900 && cp <= 0xFAFF);
+}
+
 /* One literal character of the pattern. */
 static void an_lit(pp *P, an *a, unsigned cp)
 {
@@ -489,8 +599,38 @@ static void an_lit(pp *P, an *a, unsigned cp)
         an_pf_from_x(a);
         return;
     }
-    if (P->icase && cp >= 0x80 && !(cp >= 0x3000 && cp <= 0x9FFF)) {
+    if (P->icase && cp >= 0x80 && !uncased(cp)) {
         /* may have case variants of other lengths */
+        xset *cs = NULL;
+        size_t ci = 0;
+        while (P->cc && ci < P->cc->n && P->cc->cp[ci] != cp)
+            ci++;
+        if (P->cc && ci < P->cc->n)
+            cs = x_dup(P->cc->x[ci]);
+        else {
+            cs = caseless_set(cp);
+            if (P->cc && ci < CCMAX) {
+                P->cc->cp[ci] = cp;
+                P->cc->x[ci] = x_dup(cs);
+                P->cc->n++;
+            }
+        }
+        if (cs) {
+            a->x = cs;
+            a->minb = 4;
+            a->maxb = 0;
+            for (size_t k = 0; k < cs->n; k++) {
+                for (size_t q = 0; q < cs->len[k]; q++)
+                    bset(a->bytes, (unsigned char)cs->s[k][q]);
+                if (cs->len[k] < a->minb)
+                    a->minb = cs->len[k];
+                if (cs->len[k] > a->maxb)
+                    a->maxb = cs->len[k];
+            }
+            a->reach = a->maxb;
+            an_pf_from_x(a);
+            return;
+        }
         set_high(a->bytes);
         a->minb = 1;
         a->maxb = a->reach = 4;
@@ -981,6 +1121,35 @@ static void an_seq(an *a, an *b)
     an_free(b);
 }
 
+/* Union of two prefix sets; when it does not fit, the strings are cut
+ * to a common shorter length until it does (a prefix of a prefix is still
+ * a prefix, so the set stays sound).  NULL when nothing fits. */
+static xset *pf_union(const xset *a, const xset *b)
+{
+    static const size_t cut[] = { XLEN, 8, 6, 4, 3, 2, 1 };
+    for (size_t c = 0; c < sizeof cut / sizeof cut[0]; c++) {
+        xset *u = x_new();
+        if (!u)
+            return NULL;
+        int bad = 0;
+        for (int side = 0; side < 2 && !bad; side++) {
+            const xset *s = side ? b : a;
+            for (size_t i = 0; i < s->n && !bad; i++) {
+                size_t l = s->len[i] < cut[c] ? s->len[i] : cut[c];
+                /* never cut inside a UTF-8 character: the pair table and
+                 * back_start look at bytes, but keep strings whole chars */
+                while (l > 0 && l < s->len[i] && ((unsigned char)s->s[i][l] & 0xC0) == 0x80)
+                    l--;
+                bad = x_add(u, s->s[i], l, s->ic[i]) != 0;
+            }
+        }
+        if (!bad)
+            return u;
+        free(u);
+    }
+    return NULL;
+}
+
 /* Alternative b merged into a. */
 static void an_or(an *a, an *b)
 {
@@ -1002,12 +1171,9 @@ static void an_or(an *a, an *b)
         a->x = NULL;
     }
     if (a->pf && b->pf) {
-        for (size_t i = 0; i < b->pf->n; i++)
-            if (x_add(a->pf, b->pf->s[i], b->pf->len[i], b->pf->ic[i])) {
-                free(a->pf);
-                a->pf = NULL;
-                break;
-            }
+        xset *u = pf_union(a->pf, b->pf);
+        free(a->pf);
+        a->pf = u;
     } else {
         free(a->pf);
         a->pf = NULL;
@@ -1149,8 +1315,14 @@ static int branch_pick(an *items, size_t ni, size_t bi, rpf *f)
 {
     unsigned long long best = ~0ull;
     xset *bx = NULL;
-    size_t ba = 0;
+    size_t ba = 0, pm = 0;
     for (size_t a = 0; a < ni; a++) {
+        /* pm: bytes the items before a may consume.  Every candidate costs
+         * one pcre2_match over up to pm start positions, so a literal far
+         * from the start must be that much rarer to be worth it. */
+        if (a > 0)
+            pm = sat_add(pm, items[a - 1].maxb);
+        unsigned long long wgt = 16 + (pm < 4096 ? pm : 4096);
         const xset *src = items[a].x ? items[a].x : items[a].pf;
         if (!src)
             continue;
@@ -1165,9 +1337,17 @@ static int branch_pick(an *items, size_t ni, size_t bi, rpf *f)
                 size_t at;
                 if (!x->len[k])
                     empty = 1;
-                else
-                    cost += str_cost(x->s[k], x->len[k], x->ic[k], &at);
+                else {
+                    /* the rarest pair finds the candidates; each further
+                     * byte makes a full occurrence (one pcre2_match call)
+                     * rarer still */
+                    unsigned long long c = str_cost(x->s[k], x->len[k], x->ic[k], &at);
+                    size_t sh = x->len[k] > 2 ? 2 * (x->len[k] - 2) : 0;
+                    c = ((c << 12) >> (sh < 12 ? sh : 12)) + 1;
+                    cost += c;
+                }
             }
+            cost *= wgt;
             if (!empty && x->n && cost < best) {
                 best = cost;
                 free(bx);
@@ -1213,10 +1393,10 @@ static int branch_pick(an *items, size_t ni, size_t bi, rpf *f)
 }
 
 /* Fill f from pattern (f->ok = 0 when nothing usable is found). */
-static void rpf_analyse(const char *pattern, rpf *f)
+static void rpf_analyse(const char *pattern, rpf *f, ccache *cc)
 {
     memset(f, 0, sizeof *f);
-    pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern) };
+    pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern), .cc = cc };
     an *items = calloc(MAX_ITEMS, sizeof *items);
     f->s = calloc(MAX_STRS, sizeof *f->s);
     f->len = malloc(MAX_STRS);
@@ -1309,6 +1489,9 @@ struct lg_scanner {
     char *nbuf;                  /* normalised view of the window */
     size_t ncap;
     lg_nmap nmap;                /* its map back to window offsets */
+    unsigned char (*lead)[4];    /* per rule without a prefilter: the bytes every match
+                                  * starts with, when all are non-ASCII */
+    unsigned char *nlead;        /* per rule: how many (0: not used) */
 };
 
 static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t *chain)
@@ -1374,6 +1557,34 @@ static int pf_index(lg_scanner *s, size_t ri)
     return LG_OK;
 }
 
+/* For a rule without a literal prefilter (the evasion rules: invisible
+ * and control characters), PCRE2's own start bitmap: when every byte a
+ * match can start with is a non-ASCII lead byte (at most four of them),
+ * whole-text searches jump with memchr to the first one instead of letting
+ * the matcher walk the text.  PCRE2 would skip those positions itself
+ * (that is what the bitmap is for), so the result is the same. */
+static void lead_bytes(lg_scanner *s, size_t ri)
+{
+    const pcre2_code *code = s->p->rules[ri].code;
+    uint32_t type = 3, cu = 0;
+    const uint8_t *bm = NULL;
+    if (pcre2_pattern_info(code, PCRE2_INFO_FIRSTCODETYPE, &type) != 0)
+        return;
+    unsigned n = 0;
+    if (type == 1 && pcre2_pattern_info(code, PCRE2_INFO_FIRSTCODEUNIT, &cu) == 0 && cu >= 0xC2 &&
+        cu <= 0xF4) {
+        s->lead[ri][n++] = (unsigned char)cu;
+    } else if (type == 0 && pcre2_pattern_info(code, PCRE2_INFO_FIRSTBITMAP, &bm) == 0 && bm) {
+        for (unsigned b = 0; b < 256; b++)
+            if (bget(bm, b)) {
+                if (b < 0xC2 || b > 0xF4 || n == 4)
+                    return;
+                s->lead[ri][n++] = (unsigned char)b;
+            }
+    }
+    s->nlead[ri] = (unsigned char)n;
+}
+
 lg_scanner *lg_scanner_new(const lg_policy *p)
 {
     if (!p)
@@ -1424,15 +1635,31 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         lg_scanner_free(s);
         return NULL;
     }
-    for (size_t i = 0; i < p->nrules; i++) {
+    s->lead = calloc(nr, sizeof *s->lead);
+    s->nlead = calloc(nr, 1);
+    if (!s->lead || !s->nlead) {
+        lg_scanner_free(s);
+        return NULL;
+    }
+    ccache *cc = calloc(1, sizeof *cc); /* NULL: no cache, same result */
+    int rc = LG_OK;
+    for (size_t i = 0; i < p->nrules && rc == LG_OK; i++) {
         const lg_rule *r = &p->rules[i];
         if (!r->code || !r->pattern)
             continue;
-        rpf_analyse(r->pattern, &s->pf[i]);
-        if (s->pf[i].ok && pf_index(s, i) != LG_OK) {
-            lg_scanner_free(s);
-            return NULL;
-        }
+        rpf_analyse(r->pattern, &s->pf[i], cc);
+        if (s->pf[i].ok)
+            rc = pf_index(s, i);
+        else
+            lead_bytes(s, i);
+    }
+    if (cc)
+        for (size_t i = 0; i < cc->n; i++)
+            free(cc->x[i]);
+    free(cc);
+    if (rc != LG_OK) {
+        lg_scanner_free(s);
+        return NULL;
     }
     return s;
 }
@@ -1469,6 +1696,8 @@ void lg_scanner_free(lg_scanner *s)
     free(s->ents);
     free(s->nbuf);
     lg_nmap_free(&s->nmap);
+    free(s->lead);
+    free(s->nlead);
     free(s);
 }
 
@@ -1715,8 +1944,39 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
                 break;
             }
         }
+        if (!pf && !partial && !sc->ref && sc->nlead[ri]) {
+            size_t q = end;
+            for (unsigned k = 0; k < sc->nlead[ri]; k++) {
+                const char *hit = ws < q ? memchr(w + ws, sc->lead[ri][k], q - ws) : NULL;
+                if (hit)
+                    q = (size_t)(hit - w);
+            }
+            if (q == end) { /* no match can start: as the matcher would find */
+                *hold = end;
+                break;
+            }
+            ws = q;
+        }
         pcre2_set_offset_limit(sc->mctx, lim);
-        int rc = pcre2_match(r->code, (PCRE2_SPTR)w, end, ws, opts, sc->md, sc->mctx);
+        /* A candidate window needs the text up to reach past its last
+         * start only, and no further: PCRE2 looks for a pattern's required
+         * character from the start offset onwards (far, on long texts) on
+         * every call.  The cut leaves a few bytes of slack (reach counts a
+         * lookahead or \b as one character) and ends on a character
+         * boundary; nothing there can be partial, so partial matching is
+         * off for such a call.  A match (or partial match) that touches the
+         * cut anyway is redone on the whole text. */
+        size_t mend = end;
+        uint32_t mopts = opts;
+        if (lim != PCRE2_UNSET && pf->reach < PF_INF && end - lim > pf->reach + 16) {
+            mend = lim + pf->reach + 8;
+            while (mend < end && ((unsigned char)w[mend] & 0xC0) == 0x80)
+                mend++;
+            mopts &= ~(uint32_t)PCRE2_PARTIAL_HARD;
+        }
+        int rc = pcre2_match(r->code, (PCRE2_SPTR)w, mend, ws, mopts, sc->md, sc->mctx);
+        if (mend < end && (rc == PCRE2_ERROR_PARTIAL || (rc >= 0 && ov[1] + 4 >= mend)))
+            rc = pcre2_match(r->code, (PCRE2_SPTR)w, end, ws, opts, sc->md, sc->mctx);
         if (rc == PCRE2_ERROR_NOMATCH) {
             if (lim != PCRE2_UNSET) {
                 pos = next_char(w, lim, end);

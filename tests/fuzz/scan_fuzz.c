@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "policy.h"
 #include "scan.h"
 #include "vault.h"
 
@@ -87,6 +88,86 @@ static lg_vault *mk_vault(void)
 
 #define MAXTEXT 2048
 
+/* The built-in policy (real rules, whose prefilters and candidate windows
+ * are much more involved than the fixed set's), with and without
+ * prefilters: both must agree on every input, whole and streamed. */
+static lg_policy *bpol;
+static lg_scanner *bsc, *bref;
+
+static void builtin_once(void)
+{
+    if (bpol)
+        return;
+    lg_diag d;
+    if (lg_policy_builtin(&bpol, &d) != LG_OK)
+        abort();
+    bsc = lg_scanner_new(bpol);
+    bref = lg_scanner_new(bpol);
+    if (!bsc || !bref)
+        abort();
+    lg_scanner_set_reference(bref, 1);
+}
+
+/* One run over text: whole (maxtok 0) or streamed in seeded tokens. */
+static int run_builtin(lg_scanner *s, unsigned on, unsigned flags, const char *text, size_t n,
+                       size_t maxtok, uint32_t seed, lg_buf *o, lg_findings *f)
+{
+    if (!maxtok)
+        return lg_scan_text(s, on, LG_ROLE_USER, flags, text, n, NULL, o, f);
+    lg_sscan ss;
+    if (lg_sscan_init(&ss, s, on, LG_ROLE_USER, flags, 0) != LG_OK)
+        abort();
+    int a = LG_ACT_ALLOW;
+    size_t pos = 0;
+    for (;;) {
+        seed = seed * 1103515245u + 12345u;
+        size_t tok = 1 + (seed >> 16) % maxtok;
+        if (tok > n - pos)
+            tok = n - pos;
+        int fin = pos + tok == n;
+        int rc = lg_sscan_feed(&ss, text + pos, tok, fin, NULL, o, f);
+        if (rc < 0) {
+            a = rc;
+            break;
+        }
+        if (rc > a)
+            a = rc;
+        pos += tok;
+        if (fin)
+            break;
+    }
+    lg_sscan_free(&ss);
+    return a;
+}
+
+static void check_builtin(unsigned on, unsigned flags, const char *text, size_t n, size_t maxtok,
+                          uint32_t seed)
+{
+    builtin_once();
+    lg_buf o1, o2;
+    lg_findings f1, f2;
+    lg_buf_init(&o1, 1 << 20);
+    lg_buf_init(&o2, 1 << 20);
+    lg_findings_init(&f1, 4096);
+    lg_findings_init(&f2, 4096);
+    int a1 = run_builtin(bsc, on, flags, text, n, maxtok, seed, &o1, &f1);
+    int a2 = run_builtin(bref, on, flags, text, n, maxtok, seed, &o2, &f2);
+    if (a1 != a2 || o1.len != o2.len || (o1.len && memcmp(o1.data, o2.data, o1.len) != 0) ||
+        f1.n != f2.n) {
+        fprintf(stderr, "builtin: prefiltered %d/%zu findings vs reference %d/%zu\n", a1, f1.n,
+                a2, f2.n);
+        abort();
+    }
+    for (size_t i = 0; i < f1.n; i++)
+        if (f1.v[i].rule != f2.v[i].rule || f1.v[i].start != f2.v[i].start ||
+            f1.v[i].end != f2.v[i].end)
+            abort();
+    lg_findings_free(&f1);
+    lg_findings_free(&f2);
+    lg_buf_free(&o1);
+    lg_buf_free(&o2);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -131,6 +212,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lg_buf_free(&o3);
         lg_vault_free(v3);
     }
+
+    check_builtin(on, flags, text, n, mode & 4 ? maxtok : 0, seed);
 
     /* streamed */
     lg_vault *v2 = mk_vault();
