@@ -1492,6 +1492,7 @@ void lg_policy_free(lg_policy *p)
 {
     if (!p)
         return;
+    lg_scan_release(p); /* it refers to the rules */
     for (size_t i = 0; i < p->nrules; i++)
         rule_free(&p->rules[i]);
     free(p->rules);
@@ -1611,6 +1612,15 @@ out:
     if (p->nrules == 0) {
         free(p->rules);
         p->rules = NULL;
+    }
+    if (lg_scan_prepare(p) != LG_OK) {
+        lg_policy_free(p);
+        if (d) {
+            memset(d, 0, sizeof *d);
+            snprintf(d->file, sizeof d->file, "%s", name ? name : "");
+            snprintf(d->msg, sizeof d->msg, "out of memory");
+        }
+        return LG_E_NOMEM;
     }
     *out = p;
     return LG_OK;

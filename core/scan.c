@@ -1481,8 +1481,8 @@ struct lg_scanner {
     pent *ents;                  /* prefilter table entries (heap) */
     size_t nents;
     uint32_t *head;              /* per byte pair: first entry + 1, or 0 */
-    uint32_t shead[256];         /* per byte: first entry + 1 for one-byte strings */
-    unsigned char bm[8192];      /* byte pairs with any entry (one-byte strings: every pair) */
+    uint32_t *shead;             /* [256] per byte: first entry + 1 for one-byte strings */
+    unsigned char *bm;           /* [8192] byte pairs with any entry (one-byte strings: every pair) */
     cvec *cand;                  /* per rule: candidate literal positions of this step */
     unsigned char *rview;        /* per rule, this step: 0 idle, 1 raw view, 2 normalised view */
     size_t *vpos;                /* per rule, this step: search start in its view */
@@ -1492,6 +1492,11 @@ struct lg_scanner {
     unsigned char (*lead)[4];    /* per rule without a prefilter: the bytes every match
                                   * starts with, when all are non-ASCII */
     unsigned char *nlead;        /* per rule: how many (0: not used) */
+    /* The prefilter tables above (pf, ents, head, shead, bm, lead, nlead)
+     * depend only on the policy.  Building them costs milliseconds, so the
+     * policy loader builds them once (lg_scan_prepare) and every scanner
+     * borrows them read-only; only the per-scan scratch is its own. */
+    const lg_scanner *tmpl;      /* the policy's shared tables, or NULL: ours */
 };
 
 static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t *chain)
@@ -1585,6 +1590,8 @@ static void lead_bytes(lg_scanner *s, size_t ri)
     s->nlead[ri] = (unsigned char)n;
 }
 
+static int build_index(lg_scanner *s);
+
 lg_scanner *lg_scanner_new(const lg_policy *p)
 {
     if (!p)
@@ -1626,21 +1633,46 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
     lg_buf_init(&s->tmp, (size_t)-1 / 2);
     lg_nmap_init(&s->nmap);
     size_t nr = p->nrules ? p->nrules : 1;
-    s->pf = calloc(nr, sizeof *s->pf);
     s->cand = calloc(nr, sizeof *s->cand);
     s->rview = calloc(nr, 1);
     s->vpos = calloc(nr, sizeof *s->vpos);
-    s->head = calloc(65536, sizeof *s->head);
-    if (!s->pf || !s->cand || !s->rview || !s->vpos || !s->head) {
+    if (!s->cand || !s->rview || !s->vpos) {
         lg_scanner_free(s);
         return NULL;
     }
+    const lg_scanner *t = p->scan_index;
+    if (t) {
+        s->tmpl = t;
+        s->pf = t->pf;
+        s->ents = t->ents;
+        s->nents = t->nents;
+        s->head = t->head;
+        s->shead = t->shead;
+        s->bm = t->bm;
+        s->lead = t->lead;
+        s->nlead = t->nlead;
+        return s;
+    }
+    if (build_index(s) != LG_OK) {
+        lg_scanner_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The prefilter tables for s->p (see the end of struct lg_scanner). */
+static int build_index(lg_scanner *s)
+{
+    const lg_policy *p = s->p;
+    size_t nr = p->nrules ? p->nrules : 1;
+    s->pf = calloc(nr, sizeof *s->pf);
+    s->head = calloc(65536, sizeof *s->head);
+    s->shead = calloc(256, sizeof *s->shead);
+    s->bm = calloc(8192, 1);
     s->lead = calloc(nr, sizeof *s->lead);
     s->nlead = calloc(nr, 1);
-    if (!s->lead || !s->nlead) {
-        lg_scanner_free(s);
-        return NULL;
-    }
+    if (!s->pf || !s->head || !s->shead || !s->bm || !s->lead || !s->nlead)
+        return LG_E_NOMEM;
     ccache *cc = calloc(1, sizeof *cc); /* NULL: no cache, same result */
     int rc = LG_OK;
     for (size_t i = 0; i < p->nrules && rc == LG_OK; i++) {
@@ -1657,11 +1689,24 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         for (size_t i = 0; i < cc->n; i++)
             free(cc->x[i]);
     free(cc);
-    if (rc != LG_OK) {
-        lg_scanner_free(s);
-        return NULL;
-    }
-    return s;
+    return rc;
+}
+
+int lg_scan_prepare(lg_policy *p)
+{
+    if (p->scan_index)
+        return LG_OK;
+    lg_scanner *t = lg_scanner_new(p);
+    if (!t)
+        return LG_E_NOMEM;
+    p->scan_index = t;
+    return LG_OK;
+}
+
+void lg_scan_release(lg_policy *p)
+{
+    lg_scanner_free(p->scan_index);
+    p->scan_index = NULL;
 }
 
 void lg_scanner_set_reference(lg_scanner *s, int on)
@@ -1682,22 +1727,26 @@ void lg_scanner_free(lg_scanner *s)
     free(s->pmax);
     free(s->chosen);
     lg_buf_free(&s->tmp);
-    if (s->pf)
-        for (size_t i = 0; i < s->p->nrules; i++)
-            rpf_clear(&s->pf[i]);
     if (s->cand)
         for (size_t i = 0; i < s->p->nrules; i++)
             free(s->cand[i].v);
-    free(s->pf);
     free(s->cand);
     free(s->rview);
     free(s->vpos);
-    free(s->head);
-    free(s->ents);
     free(s->nbuf);
     lg_nmap_free(&s->nmap);
-    free(s->lead);
-    free(s->nlead);
+    if (!s->tmpl) {
+        if (s->pf)
+            for (size_t i = 0; i < s->p->nrules; i++)
+                rpf_clear(&s->pf[i]);
+        free(s->pf);
+        free(s->head);
+        free(s->shead);
+        free(s->bm);
+        free(s->ents);
+        free(s->lead);
+        free(s->nlead);
+    }
     free(s);
 }
 

@@ -87,6 +87,14 @@ size_t lg_rule_lookbehind(const lg_rule *r);
 
 typedef struct lg_scanner lg_scanner;
 
+/* Build the policy's prefilter tables once (they depend only on the
+ * policy and take milliseconds to build); every lg_scanner_new for the
+ * policy then borrows them read-only instead of building its own.  The
+ * policy loader calls this after compiling the rules; lg_policy_free
+ * calls lg_scan_release.  LG_OK or LG_E_NOMEM. */
+int lg_scan_prepare(lg_policy *p);
+void lg_scan_release(lg_policy *p);
+
 /* Match state for every rule of p.  NULL on allocation failure. */
 lg_scanner *lg_scanner_new(const lg_policy *p);
 void lg_scanner_free(lg_scanner *s);
