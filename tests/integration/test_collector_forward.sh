@@ -59,8 +59,12 @@ echo "while down: tcp backlog $tcp_backlog dropped $tcp_dropped; udp backlog $(s
 [ "$tcp_backlog" = 500 ] || fail "tcp backlog $tcp_backlog"
 "$COLLECTORD" --status | grep -q 'dropped 300, backlog 500, disconnected' || fail "--status forward line"
 
-# phase 3: rsyslog back; the backlog drains, new events follow
+# phase 3: rsyslog back; the backlog drains, new events follow.  Wait for
+# the drain before writing p3: until the collector has reconnected (its
+# backoff) the backlog is full, and p3 events arriving then are dropped,
+# correctly and counted — which is phase 2's test, not this one's.
 start_rsyslog
+wait_for backlog_empty
 "$WRITER" p3 100 1000 >/dev/null
 wait_for have tcp p3 100
 wait_for have tcp p2 500
