@@ -2346,40 +2346,23 @@ static int release(lg_sscan *ss, size_t rel, lg_vault *v, lg_buf *out, lg_findin
     return LG_OK;
 }
 
-/* Move rel back to the start of any pending finding that straddles it
- * (a value is released whole or not at all). */
-static size_t unstraddle(const lg_sscan *ss, size_t rel)
+/* Move `at` off any pending finding that straddles it, so that a value is
+ * released whole or not at all: back to the finding's start (normal
+ * release), or forward past its end (forced release: the bound wins). */
+static size_t straddle(const lg_sscan *ss, size_t at, int forward)
 {
     int moved;
     do {
         moved = 0;
         for (size_t i = 0; i < ss->npend; i++) {
             size_t s = ss->pend[i].start - ss->base, e = ss->pend[i].end - ss->base;
-            if (s < rel && e > rel) {
-                rel = s;
+            if (s < at && e > at) {
+                at = forward ? e : s;
                 moved = 1;
             }
         }
     } while (moved);
-    return rel;
-}
-
-/* Move f forward past any pending finding that straddles it (forced
- * release: the bound wins, and a value is still released whole). */
-static size_t restraddle(const lg_sscan *ss, size_t f)
-{
-    int moved;
-    do {
-        moved = 0;
-        for (size_t i = 0; i < ss->npend; i++) {
-            size_t s = ss->pend[i].start - ss->base, e = ss->pend[i].end - ss->base;
-            if (s < f && e > f) {
-                f = e;
-                moved = 1;
-            }
-        }
-    } while (moved);
-    return f;
+    return at;
 }
 
 /* Build this step's views and literal candidates: which view each rule
@@ -2477,7 +2460,7 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
         if (sc->hold[i] < rel)
             rel = sc->hold[i];
     }
-    rel = unstraddle(ss, rel);
+    rel = straddle(ss, rel, 0);
 
     if (!final && len - rel > ss->max_hold) {
         /* Hold-back bound: judge the oldest text with complete matches
@@ -2509,8 +2492,8 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
             if (sc->hold[i] < rel2)
                 rel2 = sc->hold[i];
         }
-        fl = restraddle(ss, fl);
-        rel2 = unstraddle(ss, rel2);
+        fl = straddle(ss, fl, 1);
+        rel2 = straddle(ss, rel2, 0);
         rel = rel2 > fl ? rel2 : fl;
     }
 
