@@ -1378,6 +1378,38 @@ static int load_settings(loader *L, const cJSON *root)
     return LG_OK;
 }
 
+/* An internal rule (not from any pack or file), added at the end. */
+static int add_internal_rule(loader *L, const lg_rule *tpl, const char *category,
+                             const char *message, const char *label, const char *mask,
+                             const char *pattern, const char *note, const char *id)
+{
+    lg_rule *r;
+    rinfo *ri;
+    int rc = push_rule(L, &r, &ri);
+    if (rc != LG_OK)
+        return rc;
+    r->on = tpl->on;
+    r->roles = LG_ROLE_ALL;
+    r->severity = tpl->severity;
+    r->action = tpl->action;
+    r->redact = tpl->redact;
+    r->restore = tpl->restore;
+    r->builtin = 1;
+    r->src = add_source(L, INTERNAL_SRC);
+    r->id = strdup(id);
+    r->category = strdup(category);
+    r->message = strdup(message);
+    r->label = strdup(label);
+    r->mask = strdup(mask);
+    r->pattern = strdup(pattern);
+    r->note = strdup(note);
+    if (!r->src || !r->id || !r->category || !r->message || !r->label || !r->mask ||
+        !r->pattern || !r->note)
+        return nomem(L);
+    ri->name = INTERNAL_SRC;
+    return LG_OK;
+}
+
 static int add_restore_rule(loader *L)
 {
     int need = 0;
@@ -1386,33 +1418,14 @@ static int add_restore_rule(loader *L)
             need = 1;
     if (!need)
         return LG_OK;
-    lg_rule *r;
-    rinfo *ri;
-    int rc = push_rule(L, &r, &ri);
-    if (rc != LG_OK)
-        return rc;
-    r->src = add_source(L, INTERNAL_SRC);
-    r->id = strdup(RESTORE_ID);
-    r->category = strdup("vault");
-    r->message = strdup("placeholder restored");
-    r->label = strdup("RESTORE");
-    r->mask = strdup("");
-    r->pattern = strdup(LG_VAULT_PATTERN);
-    r->note = strdup("Internal: matches placeholders issued by the vault in answers and "
-                     "puts the original values back. Added when a rule redacts with "
-                     "placeholders.");
-    r->on = LG_ON_RESPONSE;
-    r->roles = LG_ROLE_ALL;
-    r->severity = LG_SEV_INFO;
-    r->action = LG_ACT_REDACT;
-    r->redact = LG_REDACT_PLACEHOLDER;
-    r->restore = 1;
-    r->builtin = 1;
-    if (!r->src || !r->id || !r->category || !r->message || !r->label || !r->mask ||
-        !r->pattern || !r->note)
-        return nomem(L);
-    ri->name = INTERNAL_SRC;
-    return LG_OK;
+    const lg_rule tpl = { .on = LG_ON_RESPONSE, .severity = LG_SEV_INFO, .action = LG_ACT_REDACT,
+                          .redact = LG_REDACT_PLACEHOLDER, .restore = 1 };
+    return add_internal_rule(L, &tpl, "vault", "placeholder restored", "RESTORE", "",
+                             LG_VAULT_PATTERN,
+                             "Internal: matches placeholders issued by the vault in answers and "
+                             "puts the original values back. Added when a rule redacts with "
+                             "placeholders.",
+                             RESTORE_ID);
 }
 
 /* With "canary": true, an internal rule blocks answers carrying a canary
@@ -1424,33 +1437,17 @@ static int add_canary_rule(loader *L)
     for (size_t i = 0; i < L->n; i++)
         if (strcmp(L->rules[i].id, LG_CANARY_ID) == 0)
             return LG_OK;
-    lg_rule *r;
-    rinfo *ri;
-    int rc = push_rule(L, &r, &ri);
-    if (rc != LG_OK)
-        return rc;
-    r->src = add_source(L, INTERNAL_SRC);
-    r->id = strdup(LG_CANARY_ID);
-    r->category = strdup("output");
-    r->message = strdup("the answer repeats the canary marker from the system prompt "
-                        "(system prompt leak)");
-    r->label = strdup("CANARY");
-    r->mask = strdup("[REDACTED]");
-    r->pattern = strdup(LG_CANARY_PATTERN);
-    r->note = strdup("Internal: added by \"canary\": true. Matches the shape of the marker the "
-                     "engine appends to system prompts; a model that repeats it is leaking "
-                     "its instructions. Nothing else has this shape by accident.");
-    r->on = LG_ON_RESPONSE;
-    r->roles = LG_ROLE_ALL;
-    r->severity = LG_SEV_HIGH;
-    r->action = LG_ACT_BLOCK;
-    r->redact = LG_REDACT_MASK;
-    r->builtin = 1;
-    if (!r->src || !r->id || !r->category || !r->message || !r->label || !r->mask ||
-        !r->pattern || !r->note)
-        return nomem(L);
-    ri->name = INTERNAL_SRC;
-    return LG_OK;
+    const lg_rule tpl = { .on = LG_ON_RESPONSE, .severity = LG_SEV_HIGH, .action = LG_ACT_BLOCK,
+                          .redact = LG_REDACT_MASK };
+    return add_internal_rule(L, &tpl, "output",
+                             "the answer repeats the canary marker from the system prompt "
+                             "(system prompt leak)",
+                             "CANARY", "[REDACTED]", LG_CANARY_PATTERN,
+                             "Internal: added by \"canary\": true. Matches the shape of the "
+                             "marker the engine appends to system prompts; a model that repeats "
+                             "it is leaking its instructions. Nothing else has this shape by "
+                             "accident.",
+                             LG_CANARY_ID);
 }
 
 static int compile_all(loader *L)
