@@ -132,10 +132,12 @@ static int match(const cJSON *e)
 }
 
 /* ==== Table output ==== */
-#define NCOL 7
-static const char *col_name[NCOL] = {"TIME", "DECISION", "PID", "PROGRAM",
+/* DIRECTION tells a request from its answer: one guarded exchange gives
+ * two events, and without it they read as duplicates. */
+#define NCOL 8
+static const char *col_name[NCOL] = {"TIME", "DECISION", "DIRECTION", "PID", "PROGRAM",
                                      "API", "MODEL", "RULES"};
-static int col_w[NCOL] = {20, 8, 7, 16, 14, 12, 0};
+static int col_w[NCOL] = {20, 8, 9, 7, 16, 14, 12, 0};
 
 static const char *dec_color(const char *d)
 {
@@ -158,25 +160,26 @@ static void cells(const cJSON *e, char c[NCOL][256])
     else
         snprintf(c[0], 256, "%s", ts ? ts : "-");
     snprintf(c[1], 256, "%s", jstr(e, "decision") ? jstr(e, "decision") : "-");
+    snprintf(c[2], 256, "%s", jstr(e, "direction") ? jstr(e, "direction") : "-");
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "pid");
     if (cJSON_IsNumber(p))
-        snprintf(c[2], 256, "%.0f", p->valuedouble);
+        snprintf(c[3], 256, "%.0f", p->valuedouble);
     else
-        strcpy(c[2], "-");
-    snprintf(c[3], 256, "%s", exe_of(e) ? base(exe_of(e)) : "-");
-    snprintf(c[4], 256, "%s", jstr(e, "api") ? jstr(e, "api") : "-");
-    snprintf(c[5], 256, "%s", jstr(e, "model") ? jstr(e, "model") : "-");
-    c[6][0] = 0;
+        strcpy(c[3], "-");
+    snprintf(c[4], 256, "%s", exe_of(e) ? base(exe_of(e)) : "-");
+    snprintf(c[5], 256, "%s", jstr(e, "api") ? jstr(e, "api") : "-");
+    snprintf(c[6], 256, "%s", jstr(e, "model") ? jstr(e, "model") : "-");
+    c[7][0] = 0;
     const cJSON *f, *fs = cJSON_GetObjectItemCaseSensitive(e, "findings");
     size_t l = 0;
     cJSON_ArrayForEach(f, fs)
     {
         const char *r = jstr(f, "rule");
         if (r && l + strlen(r) + 2 < 256)
-            l += (size_t)snprintf(c[6] + l, 256 - l, "%s%s", l ? "," : "", r);
+            l += (size_t)snprintf(c[7] + l, 256 - l, "%s%s", l ? "," : "", r);
     }
     if (!l)
-        strcpy(c[6], "-");
+        strcpy(c[7], "-");
 }
 
 static void widen(const cJSON *e)

@@ -90,7 +90,7 @@ PY
 "$LGLOG" query --json --limit 5 | wc -l | grep -qx 5 || fail "--limit"
 # table output (not a tty: aligned, no colour codes)
 "$LGLOG" query --decision block >"$T/table.txt"
-head -1 "$T/table.txt" | grep -q '^TIME  *DECISION  *PID  *PROGRAM  *API  *MODEL  *RULES$' || fail "table header"
+head -1 "$T/table.txt" | grep -q '^TIME  *DECISION  *DIRECTION  *PID  *PROGRAM  *API  *MODEL  *RULES$' || fail "table header"
 grep -q $'\033' "$T/table.txt" && fail "colour codes on a pipe"
 "$LGLOG" --color always query --decision block | grep -q $'\033\[1;31mblock' || fail "--color always"
 # bad arguments are errors, not silent empty answers
