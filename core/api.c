@@ -252,16 +252,23 @@ static int on_value(void *ud, const lg_json_value *v)
 static int walk(const lg_api *api, const lg_api_loc *locs, int is_request,
                 const char *body, size_t n, lg_api_doc *doc)
 {
-    struct walk *w = calloc(1, sizeof *w);
-    if (!w)
-        return LG_E_NOMEM;
-    memset(doc, 0, sizeof *doc);
-    doc->stream = -1;
+    /* This runs for every streamed answer event: no allocation, and only
+     * what is read before it is written gets cleared (every texts[] entry
+     * is filled in whole by on_value; roles matter for requests only). */
+    struct walk wk, *w = &wk;
     w->api = api;
     w->locs = locs;
     w->buf = body;
     w->doc = doc;
     w->is_request = is_request;
+    if (is_request)
+        memset(w->roles, 0, sizeof w->roles);
+    doc->ntexts = 0;
+    doc->dropped = 0;
+    doc->stream = -1;
+    doc->model_start = doc->model_end = 0;
+    doc->done = 0;
+    doc->has_error = 0;
     int rc = lg_json_walk(body, n, 0, on_value, w, NULL);
     if (rc == LG_OK && is_request) {
         /* Roles may follow content inside a message object: resolve last. */
@@ -273,7 +280,6 @@ static int walk(const lg_api *api, const lg_api_loc *locs, int is_request,
                           ? w->roles[t->index] : LG_ROLE_OTHER;
         }
     }
-    free(w);
     return rc;
 }
 

@@ -70,6 +70,10 @@ struct lg_conn {
     uint64_t (*now_us)(void *);
     int pid, uid;
     uint64_t counter;
+    /* Where the API walk records a body's or event's text fields.  One per
+     * connection, reused: it is some 30 KB, and an answer has an event per
+     * token.  Request inspection and answer handling never nest. */
+    lg_api_doc *doc;
     int passthrough, closing;
     lg_conn_stats st;
 
@@ -138,9 +142,22 @@ static int enforcing(const lg_conn *c)
     return c->pol->mode == LG_MODE_ENFORCE;
 }
 
-static const char *decision_name(int action)
+/* Fold findings into a decision: the strongest action the rules ask for
+ * (restoring a placeholder is not a decision) and the first blocking rule.
+ * It reports what the rules ask for also in monitor mode, where nothing
+ * is changed: "would have blocked". */
+static int tally(const lg_findings *f, int strongest, const lg_rule **blocker)
 {
-    return lg_action_name(action);
+    for (size_t k = 0; k < f->n; k++) {
+        const lg_rule *r = f->v[k].rule;
+        if (r->restore)
+            continue;
+        if (r->action > strongest)
+            strongest = r->action;
+        if (r->action == LG_ACT_BLOCK && blocker && !*blocker)
+            *blocker = r;
+    }
+    return strongest;
 }
 
 static void emit(lg_conn *c, lg_event *e)
@@ -271,6 +288,17 @@ static int refuse(lg_conn *c, lg_buf *to_client, int status, const char *reason,
     return rc;
 }
 
+/* Fail closed on a request the engine cannot inspect: an event saying
+ * why, then the refusal. */
+static int refuse_uninspected(lg_conn *c, lg_buf *to_client, const struct req_info *ri,
+                              const char *reason, int status, const char *phrase,
+                              const char *message, const char *code)
+{
+    emit_uninspected(c, "request", ri, "block", reason);
+    c->st.blocked++;
+    return refuse(c, to_client, status, phrase, message, code);
+}
+
 static void block_message(char *buf, size_t n, const char *what, const lg_rule *r)
 {
     snprintf(buf, n, "llmguard: %s blocked by policy: %s (rule %s)", what,
@@ -285,6 +313,17 @@ struct text_result {
     lg_findings f;
     int action;
 };
+
+/* Start a text result for the JSON string token tok[0..n): its buffers,
+ * with their limits, and the decoded original text. */
+static int text_begin(struct text_result *tr, const char *tok, size_t n, size_t max_in,
+                      size_t max_out)
+{
+    lg_buf_init(&tr->orig, max_in);
+    lg_buf_init(&tr->out, max_out);
+    lg_findings_init(&tr->f, 256);
+    return lg_json_unescape(tok, n, &tr->orig);
+}
 
 static void text_results_free(struct text_result *tr, size_t n)
 {
@@ -368,24 +407,17 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     uint64_t t0 = now(c);
     struct req_info ri;
     req_info_from_head(&ri, &c->rh, c->rapi);
-    lg_api_doc *doc = malloc(sizeof *doc);
-    if (!doc)
-        return LG_E_NOMEM;
+    lg_api_doc *doc = c->doc;
     int rc = lg_api_scan_request(c->rapi, c->rbody.data ? c->rbody.data : "", c->rbody.len, doc);
-    if (rc == LG_E_NOMEM) {
-        free(doc);
-        return rc;
-    }
     if (rc) {
         /* Not JSON: the server will refuse it too, but we cannot know what
          * it says.  Fail mode decides. */
-        free(doc);
         if (c->pol->fail == LG_FAIL_CLOSED) {
-            emit_uninspected(c, "request", &ri, "block", "request body is not valid JSON");
-            c->st.blocked++;
-            return refuse(c, to_client, 400, "Bad Request",
-                          "llmguard: request body is not valid JSON; refused (fail: closed)",
-                          "llmguard.uninspectable");
+            return refuse_uninspected(c, to_client, &ri, "request body is not valid JSON",
+                                      400, "Bad Request",
+                                      "llmguard: request body is not valid JSON"
+                                      "; refused (fail: closed)",
+                                      "llmguard.uninspectable");
         }
         emit_uninspected(c, "request", &ri, "allow", "request body is not valid JSON");
         rc = forward_request(c, c->rbody.data, c->rbody.len, to_server);
@@ -401,19 +433,15 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     ri.streams = lg_api_streams(c->rapi, doc);
 
     struct text_result *tr = calloc(doc->ntexts ? doc->ntexts : 1, sizeof *tr);
-    if (!tr) {
-        free(doc);
+    if (!tr)
         return LG_E_NOMEM;
-    }
     unsigned flags = enforcing(c) ? LG_SCAN_ENFORCE : 0;
     int strongest = LG_ACT_ALLOW;
     const lg_rule *blocker = NULL;
     for (size_t i = 0; !rc && i < doc->ntexts; i++) {
         lg_api_text *t = &doc->texts[i];
-        lg_buf_init(&tr[i].orig, c->pol->max_body);
-        lg_buf_init(&tr[i].out, c->pol->max_body * 2 + 1024);
-        lg_findings_init(&tr[i].f, 256);
-        rc = lg_json_unescape(c->rbody.data + t->start, t->end - t->start, &tr[i].orig);
+        rc = text_begin(&tr[i], c->rbody.data + t->start, t->end - t->start, c->pol->max_body,
+                        c->pol->max_body * 2 + 1024);
         if (rc)
             break;
         int a = lg_scan_text(c->sc, LG_ON_PROMPT, t->role, flags, tr[i].orig.data ? tr[i].orig.data : "",
@@ -422,15 +450,7 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
             rc = a;
             break;
         }
-        /* The decision reports what the rules ask for, also in monitor
-         * mode (where nothing is changed): "would have blocked". */
-        for (size_t k = 0; k < tr[i].f.n; k++) {
-            int ra = tr[i].f.v[k].rule->action;
-            if (ra > strongest)
-                strongest = ra;
-            if (ra == LG_ACT_BLOCK && !blocker)
-                blocker = tr[i].f.v[k].rule;
-        }
+        strongest = tally(&tr[i].f, strongest, &blocker);
         tr[i].action = a;
     }
 
@@ -442,18 +462,17 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     }
     if (rc) {
         text_results_free(tr, doc->ntexts);
-        free(doc);
         free(et);
         /* A scan failure (e.g. a pattern hit its match limit) is a case of
          * "cannot decide": the fail mode decides. */
         if (rc == LG_E_NOMEM)
             return rc;
         if (c->pol->fail == LG_FAIL_CLOSED) {
-            emit_uninspected(c, "request", &ri, "block", lg_strerror(rc));
-            c->st.blocked++;
-            return refuse(c, to_client, 403, "Forbidden",
-                          "llmguard: the request could not be inspected; refused (fail: closed)",
-                          "llmguard.uninspectable");
+            return refuse_uninspected(c, to_client, &ri, lg_strerror(rc),
+                                      403, "Forbidden",
+                                      "llmguard: the request could not be inspected"
+                                      "; refused (fail: closed)",
+                                      "llmguard.uninspectable");
         }
         emit_uninspected(c, "request", &ri, "allow", lg_strerror(rc));
         rc = forward_request(c, c->rbody.data, c->rbody.len, to_server);
@@ -482,7 +501,7 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     e.api = c->rapi->name;
     e.model = ri.model;
     e.model_len = strlen(ri.model);
-    e.decision = decision_name(strongest);
+    e.decision = lg_action_name(strongest);
     e.texts = et;
     e.ntexts = doc->ntexts;
     e.status = blocked ? 403 : 0;
@@ -522,7 +541,6 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     }
     text_results_free(tr, doc->ntexts);
     free(et);
-    free(doc);
     return rc;
 }
 
@@ -546,11 +564,10 @@ static int request_too_large(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     struct req_info ri;
     req_info_from_head(&ri, &c->rh, c->rapi);
     if (c->pol->fail == LG_FAIL_CLOSED) {
-        emit_uninspected(c, "request", &ri, "block", "request body larger than max_body");
-        c->st.blocked++;
-        return refuse(c, to_client, 413, "Content Too Large",
-                      "llmguard: request too large to inspect; refused (fail: closed)",
-                      "llmguard.too_large");
+        return refuse_uninspected(c, to_client, &ri, "request body larger than max_body",
+                                  413, "Content Too Large",
+                                  "llmguard: request too large to inspect; refused (fail: closed)",
+                                  "llmguard.too_large");
     }
     emit_uninspected(c, "request", &ri, "allow", "request body larger than max_body");
     /* Forward what we held, as it came, and let the rest stream through. */
@@ -614,11 +631,11 @@ static int start_request(lg_conn *c, size_t hl, lg_buf *to_server, lg_buf *to_cl
     }
     if (c->rh.encoded) {
         if (c->pol->fail == LG_FAIL_CLOSED) {
-            emit_uninspected(c, "request", &ri, "block", "compressed request body");
-            c->st.blocked++;
-            return refuse(c, to_client, 415, "Unsupported Media Type",
-                          "llmguard: compressed request bodies cannot be inspected; refused (fail: closed)",
-                          "llmguard.uninspectable");
+            return refuse_uninspected(c, to_client, &ri, "compressed request body",
+                                      415, "Unsupported Media Type",
+                                      "llmguard: compressed request bodies cannot be inspected"
+                                      "; refused (fail: closed)",
+                                      "llmguard.uninspectable");
         }
         emit_uninspected(c, "request", &ri, "allow", "compressed request body");
         rc = lg_buf_append(to_server, c->rhead.data, c->rhead.len);
@@ -647,11 +664,10 @@ static int malformed_body(lg_conn *c, int err, lg_buf *to_server, lg_buf *to_cli
     struct req_info ri;
     req_info_from_head(&ri, &c->rh, c->rapi);
     if (c->pol->fail == LG_FAIL_CLOSED) {
-        emit_uninspected(c, "request", &ri, "block", lg_strerror(err));
-        c->st.blocked++;
-        return refuse(c, to_client, 400, "Bad Request",
-                      "llmguard: malformed HTTP request body; refused (fail: closed)",
-                      "llmguard.malformed");
+        return refuse_uninspected(c, to_client, &ri, lg_strerror(err),
+                                  400, "Bad Request",
+                                  "llmguard: malformed HTTP request body; refused (fail: closed)",
+                                  "llmguard.malformed");
     }
     emit_uninspected(c, "request", &ri, "allow", lg_strerror(err));
     if (c->rstate == RQ_PASS) {
@@ -681,12 +697,12 @@ static int pump_requests(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
                  * and the fail mode decides. */
                 int first = c->st.requests == 0;
                 if (!first && c->pol->fail == LG_FAIL_CLOSED) {
-                    emit_uninspected(c, "request", NULL, "block", lg_strerror(hl));
-                    c->st.blocked++;
                     c->rapi = NULL;
-                    return refuse(c, to_client, 400, "Bad Request",
-                                  "llmguard: malformed HTTP request; refused (fail: closed)",
-                                  "llmguard.malformed");
+                    return refuse_uninspected(c, to_client, NULL, lg_strerror(hl),
+                                              400, "Bad Request",
+                                              "llmguard: malformed HTTP request"
+                                              "; refused (fail: closed)",
+                                              "llmguard.malformed");
                 }
                 if (!first || hl == LG_E_HTTP_VERSION)
                     emit_uninspected(c, "request", NULL, "allow", lg_strerror(hl));
@@ -933,16 +949,11 @@ static int on_event(void *ud, const lg_stream_event *ev)
             return rc;
         return lg_buf_append(out, ev->raw, ev->raw_len);
     }
-    lg_api_doc *doc = malloc(sizeof *doc);
-    if (!doc)
-        return LG_E_NOMEM;
+    lg_api_doc *doc = c->doc;
     int rc = lg_api_scan_response(c->cur.api, ev->data, ev->data_len, doc);
     if (rc || doc->has_error) {
         /* Not JSON, or the server's own error: nothing of the model's text
          * to inspect.  Release held text first so order is kept. */
-        free(doc);
-        if (rc == LG_E_NOMEM)
-            return rc;
         rc = flush_fields(c, out, 0);
         if (rc || c->cut)
             return rc;
@@ -952,17 +963,13 @@ static int on_event(void *ud, const lg_stream_event *ev)
         c->fields[i].fed = 0;
 
     struct text_result *tr = calloc(doc->ntexts ? doc->ntexts : 1, sizeof *tr);
-    if (!tr) {
-        free(doc);
+    if (!tr)
         return LG_E_NOMEM;
-    }
     int changed = 0, block = 0;
     for (size_t i = 0; !rc && i < doc->ntexts; i++) {
         lg_api_text *t = &doc->texts[i];
-        lg_buf_init(&tr[i].orig, c->pol->max_body);
-        lg_buf_init(&tr[i].out, c->pol->max_body + c->pol->max_hold * 4 + 4096);
-        lg_findings_init(&tr[i].f, 256);
-        rc = lg_json_unescape(ev->data + t->start, t->end - t->start, &tr[i].orig);
+        rc = text_begin(&tr[i], ev->data + t->start, t->end - t->start, c->pol->max_body,
+                        c->pol->max_body + c->pol->max_hold * 4 + 4096);
         if (rc)
             break;
         const char *txt = tr[i].orig.data ? tr[i].orig.data : "";
@@ -1032,7 +1039,6 @@ static int on_event(void *ud, const lg_stream_event *ev)
         rc = flush_fields(c, out, 1);
         if (c->cut) {
             text_results_free(tr, doc->ntexts);
-            free(doc);
             return rc;
         }
     }
@@ -1052,7 +1058,6 @@ static int on_event(void *ud, const lg_stream_event *ev)
     if (!rc && block)
         rc = cut_stream(c, out);
     text_results_free(tr, doc->ntexts);
-    free(doc);
     return rc;
 }
 
@@ -1071,7 +1076,7 @@ static int response_event(lg_conn *c, const lg_event_text *et, size_t nt, int st
     e.api = c->cur.api ? c->cur.api->name : NULL;
     e.model = c->cur.model;
     e.model_len = strlen(c->cur.model);
-    e.decision = decision_name(strongest);
+    e.decision = lg_action_name(strongest);
     e.reason = reason;
     e.texts = et;
     e.ntexts = nt;
@@ -1089,9 +1094,7 @@ static int stream_event(lg_conn *c, const char *reason)
         struct field *f = &c->fields[i];
         et[i] = (lg_event_text){ f->key, NULL, f->orig.data ? f->orig.data : "", f->orig.len,
                                  f->found.v, f->found.n };
-        for (size_t k = 0; k < f->found.n; k++)
-            if (!f->found.v[k].rule->restore && f->found.v[k].rule->action > strongest)
-                strongest = f->found.v[k].rule->action;
+        strongest = tally(&f->found, strongest, NULL);
     }
     return response_event(c, et, c->nfields, strongest, reason);
 }
@@ -1182,22 +1185,15 @@ static int emit_held(lg_conn *c, const char *body, size_t n)
 static int whole_answer(lg_conn *c)
 {
     const char *body = c->sbody.data ? c->sbody.data : "";
-    lg_api_doc *doc = malloc(sizeof *doc);
-    if (!doc)
-        return LG_E_NOMEM;
+    lg_api_doc *doc = c->doc;
     int rc = lg_api_scan_response(c->cur.api, body, c->sbody.len, doc);
-    if (rc) {
-        free(doc);
-        if (rc == LG_E_NOMEM)
-            return rc;
+    if (rc) /* not JSON: nothing of the model's text to inspect */
         return emit_held(c, body, c->sbody.len);
-    }
     struct text_result *tr = calloc(doc->ntexts ? doc->ntexts : 1, sizeof *tr);
     lg_event_text *et = calloc(doc->ntexts ? doc->ntexts : 1, sizeof *et);
     if (!tr || !et) {
         free(tr);
         free(et);
-        free(doc);
         return LG_E_NOMEM;
     }
     unsigned flags = enforcing(c) ? LG_SCAN_ENFORCE : 0;
@@ -1205,10 +1201,8 @@ static int whole_answer(lg_conn *c)
     const lg_rule *blocker = NULL;
     for (size_t i = 0; !rc && i < doc->ntexts; i++) {
         lg_api_text *t = &doc->texts[i];
-        lg_buf_init(&tr[i].orig, c->pol->max_body);
-        lg_buf_init(&tr[i].out, c->pol->max_body * 2 + 4096);
-        lg_findings_init(&tr[i].f, 256);
-        rc = lg_json_unescape(body + t->start, t->end - t->start, &tr[i].orig);
+        rc = text_begin(&tr[i], body + t->start, t->end - t->start, c->pol->max_body,
+                        c->pol->max_body * 2 + 4096);
         if (rc)
             break;
         const char *txt = tr[i].orig.data ? tr[i].orig.data : "";
@@ -1219,13 +1213,7 @@ static int whole_answer(lg_conn *c)
             break;
         }
         tr[i].action = a;
-        for (size_t k = 0; k < tr[i].f.n; k++) {
-            const lg_rule *r = tr[i].f.v[k].rule;
-            if (!r->restore && r->action > strongest)
-                strongest = r->action;
-            if (r->action == LG_ACT_BLOCK && !blocker)
-                blocker = r;
-        }
+        strongest = tally(&tr[i].f, strongest, &blocker);
         changed |= text_changed(&tr[i]);
         et[i] = (lg_event_text){ t->loc->field, t->path, txt, tr[i].orig.len, tr[i].f.v, tr[i].f.n };
     }
@@ -1266,7 +1254,6 @@ static int whole_answer(lg_conn *c)
     }
     text_results_free(tr, doc->ntexts);
     free(et);
-    free(doc);
     return rc;
 }
 
@@ -1613,6 +1600,7 @@ lg_conn *lg_conn_new(const lg_conn_cfg *cfg)
     if (p->canary && cfg->canary)
         c->canary = dupstr(cfg->canary);
     c->sc = lg_scanner_new(p);
+    c->doc = malloc(sizeof *c->doc);
     /* Held bytes: a request body, its raw framing (chunk overhead), and
      * pieces of input not yet parsed. */
     lg_buf_init(&c->in, LG_HTTP_MAX_HEAD + FEED_PIECE * 2);
@@ -1624,7 +1612,7 @@ lg_conn *lg_conn_new(const lg_conn_cfg *cfg)
     lg_buf_init(&c->shead, LG_HTTP_MAX_HEAD);
     lg_buf_init(&c->eout, OUT_MAX);
     lg_buf_init(&c->sbody, p->max_body);
-    if (!c->sc || (cfg->endpoint && !c->endpoint) || (cfg->id_prefix && !c->id_prefix) ||
+    if (!c->sc || !c->doc || (cfg->endpoint && !c->endpoint) || (cfg->id_prefix && !c->id_prefix) ||
         (cfg->exe && !c->exe) || (p->canary && cfg->canary && !c->canary)) {
         lg_conn_free(c);
         return NULL;
@@ -1648,6 +1636,7 @@ void lg_conn_free(lg_conn *c)
     lg_buf_free(&c->eout);
     lg_buf_free(&c->sbody);
     lg_scanner_free(c->sc);
+    free(c->doc);
     free(c->endpoint);
     free(c->id_prefix);
     free(c->exe);
