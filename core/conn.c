@@ -1644,6 +1644,17 @@ void lg_conn_free(lg_conn *c)
     free(c);
 }
 
+void lg_canary_format(const unsigned char rnd[8], char out[LG_CANARY_SIZE])
+{
+    static const char hx[] = "0123456789abcdef";
+    memcpy(out, "LGC-", 4);
+    for (int i = 0; i < 8; i++) {
+        out[4 + 2 * i] = hx[rnd[i] >> 4];
+        out[5 + 2 * i] = hx[rnd[i] & 15];
+    }
+    out[LG_CANARY_SIZE - 1] = '\0';
+}
+
 int lg_conn_passthrough(const lg_conn *c)
 {
     return c->passthrough;

@@ -56,6 +56,12 @@ typedef struct lg_conn_cfg {
 
 typedef struct lg_conn lg_conn;
 
+#define LG_CANARY_SIZE 21 /* "LGC-" + 16 hex digits + NUL */
+
+/* Write the canary marker made from 8 random bytes (the caller's: core has
+ * no randomness) into out, in the shape LG_CANARY_PATTERN matches. */
+void lg_canary_format(const unsigned char rnd[8], char out[LG_CANARY_SIZE]);
+
 /* NULL on allocation failure. */
 lg_conn *lg_conn_new(const lg_conn_cfg *cfg);
 void lg_conn_free(lg_conn *c);

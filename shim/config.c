@@ -209,7 +209,7 @@ static int file_exists(const char *p)
 
 /* The canary marker for this process ("LGC-" + 16 hex digits), made once
  * when the policy loads; empty when the policy does not ask for one. */
-static char canary[21];
+static char canary[LG_CANARY_SIZE];
 
 static void make_canary(void)
 {
@@ -221,13 +221,7 @@ static void make_canary(void)
         uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_sec;
         memcpy(r, &x, sizeof r);
     }
-    static const char hx[] = "0123456789abcdef";
-    memcpy(canary, "LGC-", 4);
-    for (int i = 0; i < 8; i++) {
-        canary[4 + 2 * i] = hx[r[i] >> 4];
-        canary[5 + 2 * i] = hx[r[i] & 15];
-    }
-    canary[20] = '\0';
+    lg_canary_format(r, canary);
 }
 
 static void load(void)

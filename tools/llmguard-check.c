@@ -194,7 +194,7 @@ static uint64_t wall_us(void *ud)
 }
 
 /* A fresh canary marker for this run (used when the policy asks for one). */
-static void make_canary(char out[21])
+static void make_canary(char out[LG_CANARY_SIZE])
 {
     unsigned char r[8] = { 0 };
     if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
@@ -202,8 +202,7 @@ static void make_canary(char out[21])
         clock_gettime(CLOCK_REALTIME, &ts);
         memcpy(r, &ts.tv_nsec, sizeof ts.tv_nsec < sizeof r ? sizeof ts.tv_nsec : sizeof r);
     }
-    snprintf(out, 21, "LGC-%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5],
-             r[6], r[7]);
+    lg_canary_format(r, out);
 }
 
 struct collect {
@@ -252,7 +251,7 @@ static int transcript_mode(const lg_policy *pol, const char *req, size_t rn, con
     cfg.pid = (int)getpid();
     cfg.uid = (int)getuid();
     cfg.exe = "llmguard-check";
-    char canary[21];
+    char canary[LG_CANARY_SIZE];
     make_canary(canary);
     cfg.canary = canary;
     lg_conn *conn = v ? lg_conn_new(&cfg) : NULL;
