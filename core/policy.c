@@ -273,11 +273,12 @@ static int nomem(loader *L)
     return LG_E_NOMEM;
 }
 
-static size_t path_key(loader *L, const char *key)
+/* Append pre and seg to the current path; the returned mark restores it
+ * (path_pop).  A path that no longer fits is cut and marked truncated. */
+static size_t path_push(loader *L, const char *pre, const char *seg)
 {
     size_t mark = L->plen;
-    int w = snprintf(L->path + L->plen, sizeof L->path - L->plen, "%s%s",
-                     L->plen ? "." : "", key);
+    int w = snprintf(L->path + L->plen, sizeof L->path - L->plen, "%s%s", pre, seg);
     if (w < 0 || (size_t)w >= sizeof L->path - L->plen) {
         L->ptrunc++;
         L->path[L->plen] = '\0';
@@ -287,17 +288,16 @@ static size_t path_key(loader *L, const char *key)
     return mark;
 }
 
+static size_t path_key(loader *L, const char *key)
+{
+    return path_push(L, L->plen ? "." : "", key);
+}
+
 static size_t path_index(loader *L, size_t i)
 {
-    size_t mark = L->plen;
-    int w = snprintf(L->path + L->plen, sizeof L->path - L->plen, "[%zu]", i);
-    if (w < 0 || (size_t)w >= sizeof L->path - L->plen) {
-        L->ptrunc++;
-        L->path[L->plen] = '\0';
-        return mark | ((size_t)1 << (sizeof(size_t) * 8 - 1));
-    }
-    L->plen += (size_t)w;
-    return mark;
+    char seg[32];
+    snprintf(seg, sizeof seg, "[%zu]", i);
+    return path_push(L, "", seg);
 }
 
 static void path_pop(loader *L, size_t mark)
