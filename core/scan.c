@@ -1100,6 +1100,16 @@ static void parse_quant(pp *P, an *a)
     }
 }
 
+static int x_has_empty(const xset *x)
+{
+    for (size_t i = 0; i < x->n; i++)
+        if (!x->len[i])
+            return 1;
+    return 0;
+}
+
+static xset *pf_union(const xset *a, const xset *b);
+
 /* Sequence b appended to a. */
 static void an_seq(an *a, an *b)
 {
@@ -1112,6 +1122,19 @@ static void an_seq(an *a, an *b)
     xset *x = a->x && b->x ? x_cat(a->x, b->x) : NULL;
     /* a's strings then b's prefix; else a's prefix alone */
     xset *pf = a->x && b->pf ? x_cat(a->x, b->pf) : NULL;
+    if (!pf && a->x && b->pf && x_has_empty(a->x)) {
+        /* too many to join, and a may be empty (a? before b): a match
+         * begins with one of a's strings or, when a is empty, with b's
+         * prefix; "[1-9]?[0-9]" still begins with a digit */
+        xset *ne = x_new();
+        int ok = ne != NULL;
+        for (size_t i = 0; ok && i < a->x->n; i++)
+            if (a->x->len[i])
+                ok = x_add(ne, a->x->s[i], a->x->len[i], a->x->ic[i]) == 0;
+        if (ok && ne->n)
+            pf = pf_union(ne, b->pf);
+        free(ne);
+    }
     if (pf) {
         free(a->pf);
         a->pf = pf;
@@ -1286,19 +1309,24 @@ typedef struct rbranch {
 
 typedef struct rpf {
     int ok;                  /* usable; otherwise the rule is searched everywhere */
-    size_t nstr;
+    size_t nstr;             /* candidate strings: s[0..nstr) */
+    size_t nfs;              /* factor strings: s[nstr..nstr + nfs) */
     char (*s)[XLEN];         /* the literal strings (heap) */
     unsigned char *len;      /* their lengths (heap) */
     unsigned char *ic;       /* compared ASCII-caselessly, stored lower case (heap) */
-    unsigned char *br;       /* branch of each string (heap) */
+    unsigned char *br;       /* candidate string: its branch; factor string: its factor (heap) */
     rbranch *b;              /* per branch (heap) */
+    uint64_t *need;          /* per branch: factors a match of it contains (heap) */
     size_t nb;
+    size_t nfac;             /* factors (at most 64) */
     size_t reach;            /* how far past a start the matcher may look (PF_INF: unbounded) */
 } rpf;
 
 #define MAX_ITEMS 128
 #define MAX_BRANCHES 64
-#define MAX_STRS 256 /* strings over all branches */
+#define MAX_STRS 512 /* strings over all branches, candidates and factors */
+#define MAX_FACTORS 64
+#define FACTORS_PER_BRANCH 4
 
 static void rpf_clear(rpf *f)
 {
@@ -1307,11 +1335,12 @@ static void rpf_clear(rpf *f)
     free(f->ic);
     free(f->br);
     free(f->b);
+    free(f->need);
     memset(f, 0, sizeof *f);
 }
 
 /* Best literal run of one branch's items: its strings into f (branch bi). */
-static int branch_pick(an *items, size_t ni, size_t bi, rpf *f)
+static int branch_pick(an *items, size_t ni, size_t bi, rpf *f, size_t *picked)
 {
     unsigned long long best = ~0ull;
     xset *bx = NULL;
@@ -1369,6 +1398,7 @@ static int branch_pick(an *items, size_t ni, size_t bi, rpf *f)
     }
     if (!bx)
         return -1;
+    *picked = ba;
     rbranch *rb = &f->b[bi];
     memset(rb, 0, sizeof *rb);
     for (size_t k = 0; k < ba; k++) {
@@ -1392,6 +1422,108 @@ static int branch_pick(an *items, size_t ni, size_t bi, rpf *f)
     return rc;
 }
 
+/* Factors: besides the literal run that places candidates, a branch's
+ * other items with a known non-empty set of strings are each consumed
+ * by every match of that branch, so a branch can match only in a text
+ * where one string of each of its factors occurs.  The scanner notes
+ * which factors occur (in the same pass that finds candidates) and drops
+ * the candidates of branches that lack one: "ignore" alone no longer
+ * costs a pcre2_match call for a rule that also needs "instructions".
+ * Which items become factors is a cost choice only (the rarest few);
+ * equal sets in several branches share one factor. */
+static int x_same(const xset *a, const xset *b)
+{
+    if (a->n != b->n)
+        return 0;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->len[i] != b->len[i] || a->ic[i] != b->ic[i] || memcmp(a->s[i], b->s[i], a->len[i]))
+            return 0;
+    return 1;
+}
+
+/* The set of strings the run of items starting at a consumes (exact
+ * items joined while they are exact, like branch_pick), or NULL; *last
+ * gets the run's last item. */
+static xset *run_set(an *items, size_t ni, size_t a, size_t *last)
+{
+    const xset *src = items[a].x ? items[a].x : items[a].pf;
+    *last = a;
+    if (!src || !src->n)
+        return NULL;
+    xset *x = x_dup(src);
+    if (!x || !items[a].x)
+        return x;
+    for (size_t b = a + 1; b < ni; b++) {
+        const xset *nx = items[b].x ? items[b].x : items[b].pf;
+        xset *cat = nx ? x_cat(x, nx) : NULL;
+        if (!cat)
+            break;
+        free(x);
+        x = cat;
+        *last = b;
+        if (!items[b].x)
+            break;
+    }
+    return x;
+}
+
+static void branch_factors(an *items, size_t ni, size_t picked, size_t bi, rpf *f, xset **fx)
+{
+    xset *pick[FACTORS_PER_BRANCH];
+    unsigned long long pc[FACTORS_PER_BRANCH];
+    size_t np = 0;
+    for (size_t a = 0, last; a < ni; a = last + 1) {
+        xset *x = run_set(items, ni, a, &last);
+        if (!x)
+            continue;
+        unsigned long long cost = 0;
+        int empty = a <= picked && picked <= last; /* the candidates' own run */
+        for (size_t k = 0; k < x->n && !empty; k++) {
+            size_t at;
+            if (!x->len[k])
+                empty = 1;
+            else
+                cost += str_cost(x->s[k], x->len[k], x->ic[k], &at);
+        }
+        /* a set with common members ('.', a digit, a space, many
+         * frequent characters) occurs almost everywhere: not worth it */
+        if (empty || cost >= 20000) {
+            free(x);
+            continue;
+        }
+        size_t j = np < FACTORS_PER_BRANCH ? np++ : FACTORS_PER_BRANCH;
+        if (j == FACTORS_PER_BRANCH) {
+            size_t w = 0;
+            for (size_t q = 1; q < np; q++)
+                if (pc[q] > pc[w])
+                    w = q;
+            if (pc[w] <= cost) {
+                free(x);
+                continue;
+            }
+            free(pick[w]);
+            j = w;
+        }
+        pick[j] = x;
+        pc[j] = cost;
+    }
+    for (size_t q = 0; q < np; q++) {
+        size_t id = 0;
+        while (id < f->nfac && !x_same(fx[id], pick[q]))
+            id++;
+        if (id == f->nfac) {
+            if (f->nfac == MAX_FACTORS) {
+                free(pick[q]);
+                continue;
+            }
+            fx[id] = pick[q];
+            f->nfac++;
+        } else
+            free(pick[q]);
+        f->need[bi] |= (uint64_t)1 << id;
+    }
+}
+
 /* Fill f from pattern (f->ok = 0 when nothing usable is found). */
 static void rpf_analyse(const char *pattern, rpf *f, ccache *cc)
 {
@@ -1403,7 +1535,9 @@ static void rpf_analyse(const char *pattern, rpf *f, ccache *cc)
     f->ic = malloc(MAX_STRS);
     f->br = malloc(MAX_STRS);
     f->b = calloc(MAX_BRANCHES, sizeof *f->b);
-    if (!items || !f->s || !f->len || !f->ic || !f->br || !f->b)
+    f->need = calloc(MAX_BRANCHES, sizeof *f->need);
+    xset **fx = calloc(MAX_FACTORS, sizeof *fx);
+    if (!items || !f->s || !f->len || !f->ic || !f->br || !f->b || !f->need || !fx)
         goto fail;
     size_t reach = 0;
     for (;;) {
@@ -1415,8 +1549,11 @@ static void rpf_analyse(const char *pattern, rpf *f, ccache *cc)
             r = sat_add(r, items[k].reach);
         if (r > reach)
             reach = r;
-        if (!bad && branch_pick(items, ni, f->nb, f))
+        size_t picked = 0;
+        if (!bad && branch_pick(items, ni, f->nb, f, &picked))
             bad = 1;
+        if (!bad)
+            branch_factors(items, ni, picked, f->nb, f, fx);
         for (size_t k = 0; k < ni; k++)
             an_free(&items[k]);
         if (bad)
@@ -1428,11 +1565,126 @@ static void rpf_analyse(const char *pattern, rpf *f, ccache *cc)
     }
     f->reach = reach;
     f->ok = f->nstr > 0;
+    /* factor strings go after the candidate strings */
+    for (size_t id = 0; id < f->nfac; id++) {
+        if (f->nstr + f->nfs + fx[id]->n > MAX_STRS) {
+            /* no room: no branch waits for this factor */
+            for (size_t q = 0; q < f->nb; q++)
+                f->need[q] &= ~((uint64_t)1 << id);
+            continue;
+        }
+        for (size_t k = 0; k < fx[id]->n; k++) {
+            size_t j = f->nstr + f->nfs++;
+            memcpy(f->s[j], fx[id]->s[k], XLEN);
+            f->len[j] = fx[id]->len[k];
+            f->ic[j] = fx[id]->ic[k];
+            f->br[j] = (unsigned char)id;
+        }
+    }
+    for (size_t id = 0; id < f->nfac; id++)
+        free(fx[id]);
+    free(fx);
     free(items);
     return;
 fail:
+    if (fx)
+        for (size_t id = 0; id < f->nfac; id++)
+            free(fx[id]);
+    free(fx);
     free(items);
     rpf_clear(f);
+}
+
+/* Run gates, for rules without a literal prefilter (base64 or hex blobs,
+ * say): when every branch must consume a run of at least min bytes all
+ * drawn from an ASCII byte class (an item such as [A-Za-z0-9+/]{48,}),
+ * a text with no such run for any branch holds no match, and a
+ * whole-text search can skip the rule.  Looking for a run of length L
+ * probes one byte in L where the class is absent, so prose costs almost
+ * nothing.  Only complete matches are ruled out this way: a partial
+ * match at the end of a stream's window needs no full run, so streaming
+ * steps search as before (same result, by soundness). */
+typedef struct rgate {
+    size_t nb;                           /* branches; 0: no gate */
+    unsigned char (*cls)[32];            /* per branch: the run's byte class (heap) */
+    size_t *min;                         /* per branch: its least length (heap) */
+} rgate;
+
+#define GATE_MIN_RUN 12
+
+static void rgate_clear(rgate *g)
+{
+    free(g->cls);
+    free(g->min);
+    memset(g, 0, sizeof *g);
+}
+
+static void rgate_analyse(const char *pattern, rgate *g, ccache *cc)
+{
+    memset(g, 0, sizeof *g);
+    pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern), .cc = cc };
+    an *items = calloc(MAX_ITEMS, sizeof *items);
+    g->cls = calloc(MAX_BRANCHES, sizeof *g->cls);
+    g->min = calloc(MAX_BRANCHES, sizeof *g->min);
+    int bad = !items || !g->cls || !g->min;
+    while (!bad) {
+        size_t ni = parse_items(&P, items, MAX_ITEMS);
+        bad = P.fail || ni == 0 || g->nb == MAX_BRANCHES || (P.i < P.n && P.p[P.i] != '|');
+        size_t best = 0, bi = 0;
+        for (size_t k = 0; k < ni && !bad; k++) {
+            int high = 0;
+            for (int j = 16; j < 32; j++)
+                high |= items[k].bytes[j];
+            if (!high && !items[k].zw && items[k].minb > best && items[k].minb < PF_INF) {
+                best = items[k].minb;
+                bi = k;
+            }
+        }
+        if (!bad && best >= GATE_MIN_RUN) {
+            memcpy(g->cls[g->nb], items[bi].bytes, 32);
+            g->min[g->nb++] = best;
+        } else
+            bad = 1;
+        for (size_t k = 0; k < ni; k++)
+            an_free(&items[k]);
+        if (bad || P.i >= P.n)
+            break;
+        P.i++; /* '|' */
+    }
+    free(items);
+    if (bad)
+        rgate_clear(g);
+}
+
+/* Whether t[lo..end) has a run of at least min bytes of class cls. */
+static int has_run(const unsigned char *t, size_t lo, size_t end, const unsigned char *cls, size_t min)
+{
+    size_t i = lo;
+    while (i <= end && end - i >= min) {
+        size_t p = i + min - 1;
+        if (!bget(cls, t[p])) { /* no run of min covers p */
+            i = p + 1;
+            continue;
+        }
+        size_t b = p;
+        while (b > i && bget(cls, t[b - 1]))
+            b--;
+        size_t e = p + 1;
+        while (e < end && e - b < min && bget(cls, t[e]))
+            e++;
+        if (e - b >= min)
+            return 1;
+        i = e + 1;
+    }
+    return 0;
+}
+
+static int rgate_pass(const rgate *g, const char *t, size_t lo, size_t end)
+{
+    for (size_t b = 0; b < g->nb; b++)
+        if (has_run((const unsigned char *)t, lo, end, g->cls[b], g->min[b]))
+            return 1;
+    return 0;
 }
 
 /* ==== Scanner ==== */
@@ -1451,12 +1703,17 @@ typedef struct pent {
     uint32_t rule, next; /* next: entry + 1 in the same chain, or 0 */
     uint16_t str;
     uint8_t k;
+    uint8_t len, ic;     /* copies of the string's, read on every hit */
+    uint8_t fac;         /* factor id, or NOT_FACTOR for a candidate string */
 } pent;
+
+#define NOT_FACTOR 0xFF
 
 /* A literal occurrence at f, and the first position a match using it may
  * start at (window [ws, f]). */
 typedef struct cand {
     size_t ws, f;
+    size_t br; /* branch of the literal */
 } cand;
 
 typedef struct cvec {
@@ -1484,6 +1741,7 @@ struct lg_scanner {
     uint32_t *shead;             /* [256] per byte: first entry + 1 for one-byte strings */
     unsigned char *bm;           /* [8192] byte pairs with any entry (one-byte strings: every pair) */
     cvec *cand;                  /* per rule: candidate literal positions of this step */
+    uint64_t *seen;              /* per rule, this step: factors that occur in its view */
     unsigned char *rview;        /* per rule, this step: 0 idle, 1 raw view, 2 normalised view */
     size_t *vpos;                /* per rule, this step: search start in its view */
     char *nbuf;                  /* normalised view of the window */
@@ -1492,7 +1750,8 @@ struct lg_scanner {
     unsigned char (*lead)[4];    /* per rule without a prefilter: the bytes every match
                                   * starts with, when all are non-ASCII */
     unsigned char *nlead;        /* per rule: how many (0: not used) */
-    /* The prefilter tables above (pf, ents, head, shead, bm, lead, nlead)
+    rgate *gate;                 /* per rule without a prefilter: its run gate */
+    /* The prefilter tables above (pf, ents, head, shead, bm, lead, nlead, gate)
      * depend only on the policy.  Building them costs milliseconds, so the
      * policy loader builds them once (lg_scan_prepare) and every scanner
      * borrows them read-only; only the per-scan scratch is its own. */
@@ -1510,7 +1769,14 @@ static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t 
     }
     if (s->nents >= UINT32_MAX - 1)
         return LG_E_NOMEM;
-    s->ents[s->nents] = (pent){ .rule = rule, .next = *chain, .str = (uint16_t)str, .k = (uint8_t)k };
+    const rpf *f = &s->pf[rule];
+    s->ents[s->nents] = (pent){ .rule = rule,
+                                .next = *chain,
+                                .str = (uint16_t)str,
+                                .k = (uint8_t)k,
+                                .len = f->len[str],
+                                .ic = f->ic[str],
+                                .fac = str >= f->nstr ? f->br[str] : NOT_FACTOR };
     *chain = (uint32_t)++s->nents;
     return LG_OK;
 }
@@ -1532,7 +1798,7 @@ static int variants(unsigned c, int icase, unsigned *v)
 static int pf_index(lg_scanner *s, size_t ri)
 {
     const rpf *f = &s->pf[ri];
-    for (size_t j = 0; j < f->nstr; j++) {
+    for (size_t j = 0; j < f->nstr + f->nfs; j++) {
         size_t l = f->len[j], k;
         str_cost(f->s[j], l, f->ic[j], &k);
         unsigned a[2], b[2];
@@ -1636,7 +1902,8 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
     s->cand = calloc(nr, sizeof *s->cand);
     s->rview = calloc(nr, 1);
     s->vpos = calloc(nr, sizeof *s->vpos);
-    if (!s->cand || !s->rview || !s->vpos) {
+    s->seen = calloc(nr, sizeof *s->seen);
+    if (!s->cand || !s->rview || !s->vpos || !s->seen) {
         lg_scanner_free(s);
         return NULL;
     }
@@ -1651,6 +1918,7 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         s->bm = t->bm;
         s->lead = t->lead;
         s->nlead = t->nlead;
+        s->gate = t->gate;
         return s;
     }
     if (build_index(s) != LG_OK) {
@@ -1671,7 +1939,8 @@ static int build_index(lg_scanner *s)
     s->bm = calloc(8192, 1);
     s->lead = calloc(nr, sizeof *s->lead);
     s->nlead = calloc(nr, 1);
-    if (!s->pf || !s->head || !s->shead || !s->bm || !s->lead || !s->nlead)
+    s->gate = calloc(nr, sizeof *s->gate);
+    if (!s->pf || !s->head || !s->shead || !s->bm || !s->lead || !s->nlead || !s->gate)
         return LG_E_NOMEM;
     ccache *cc = calloc(1, sizeof *cc); /* NULL: no cache, same result */
     int rc = LG_OK;
@@ -1682,8 +1951,10 @@ static int build_index(lg_scanner *s)
         rpf_analyse(r->pattern, &s->pf[i], cc);
         if (s->pf[i].ok)
             rc = pf_index(s, i);
-        else
+        else {
             lead_bytes(s, i);
+            rgate_analyse(r->pattern, &s->gate[i], cc);
+        }
     }
     if (cc)
         for (size_t i = 0; i < cc->n; i++)
@@ -1733,6 +2004,7 @@ void lg_scanner_free(lg_scanner *s)
     free(s->cand);
     free(s->rview);
     free(s->vpos);
+    free(s->seen);
     free(s->nbuf);
     lg_nmap_free(&s->nmap);
     if (!s->tmpl) {
@@ -1746,6 +2018,10 @@ void lg_scanner_free(lg_scanner *s)
         free(s->ents);
         free(s->lead);
         free(s->nlead);
+        if (s->gate)
+            for (size_t i = 0; i < s->p->nrules; i++)
+                rgate_clear(&s->gate[i]);
+        free(s->gate);
     }
     free(s);
 }
@@ -1993,6 +2269,10 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
                 break;
             }
         }
+        if (!pf && !partial && !sc->ref && sc->gate[ri].nb && !rgate_pass(&sc->gate[ri], w, ws, end)) {
+            *hold = end; /* no branch's run: no complete match */
+            break;
+        }
         if (!pf && !partial && !sc->ref && sc->nlead[ri]) {
             size_t q = end;
             for (unsigned k = 0; k < sc->nlead[ri]; k++) {
@@ -2091,13 +2371,15 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
                 size_t f = i - pe->k;
                 if (f < sc->vpos[pe->rule])
                     continue;
+                if (pe->fac != NOT_FACTOR && (sc->seen[pe->rule] >> pe->fac & 1))
+                    continue; /* this factor is known to occur */
                 const rpf *pf = &sc->pf[pe->rule];
-                size_t l = pf->len[pe->str];
+                size_t l = pe->len;
                 if (f + l > end)
                     continue;
                 const char *x = pf->s[pe->str];
                 int ok = 1;
-                if (pf->ic[pe->str]) {
+                if (pe->ic) {
                     for (size_t q = 0; q < l && ok; q++) {
                         unsigned c = t[f + q];
                         if (c >= 'A' && c <= 'Z')
@@ -2108,6 +2390,10 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
                     ok = memcmp(t + f, x, l) == 0;
                 if (!ok)
                     continue;
+                if (pe->fac != NOT_FACTOR) {
+                    sc->seen[pe->rule] |= (uint64_t)1 << pe->fac;
+                    continue;
+                }
                 cvec *cv = &sc->cand[pe->rule];
                 if (cv->n == cv->cap) {
                     size_t cap = cv->cap ? cv->cap * 2 : 64;
@@ -2118,11 +2404,26 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
                     cv->cap = cap;
                 }
                 size_t ws = back_start(&pf->b[pf->br[pe->str]], vw->t, end, sc->vpos[pe->rule], f);
-                cv->v[cv->n++] = (cand){ .ws = ws, .f = f };
+                cv->v[cv->n++] = (cand){ .ws = ws, .f = f, .br = pf->br[pe->str] };
             }
         }
     }
     return LG_OK;
+}
+
+/* Drop the candidates of branches missing one of their factors (see
+ * branch_factors): no match of such a branch exists in this view. */
+static void cand_gate(const rpf *pf, uint64_t seen, cvec *c)
+{
+    uint64_t alive = 0;
+    for (size_t b = 0; b < pf->nb; b++)
+        if ((pf->need[b] & seen) == pf->need[b])
+            alive |= (uint64_t)1 << b;
+    size_t m = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (alive >> c->v[i].br & 1)
+            c->v[m++] = c->v[i];
+    c->n = m;
 }
 
 static int cand_less(const cand *a, const cand *b)
@@ -2401,6 +2702,7 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
     for (size_t i = 0; i < pol->nrules; i++) {
         const lg_rule *r = &pol->rules[i];
         sc->cand[i].n = 0;
+        sc->seen[i] = 0;
         if (!applies(r, ss->on, ss->role)) {
             sc->rview[i] = 0;
             continue;
@@ -2421,9 +2723,12 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
         if (rc)
             return rc;
     }
-    for (size_t i = 0; i < pol->nrules; i++)
+    for (size_t i = 0; i < pol->nrules; i++) {
+        if (sc->pf[i].nfac && sc->cand[i].n)
+            cand_gate(&sc->pf[i], sc->seen[i], &sc->cand[i]);
         if (sc->cand[i].n > 1)
             cand_sort(&sc->cand[i]);
+    }
     return LG_OK;
 }
 
