@@ -1274,10 +1274,32 @@ static unsigned byte_freq(unsigned c)
     return 2;
 }
 
+/* The most frequent Chinese characters (simplified and traditional).
+ * Byte pairs cannot tell them from rare ones, and a rule whose literal is
+ * one of them (的, 是, 你) would run at almost every sentence. */
+static const char FREQ_HAN[] =
+    "的一是不了在人有我他这這个個们們中来來上大为為和国國地到以说說时時要就出会會可也你对對"
+    "生能而子那得于於着著下自之年过過发發后後作里裡用道行所然家种種事成方多经經么麼去法学學"
+    "如都同现現当當没沒动動面起看定天分还還进進好小部其些主样樣理心她本前开開但因只从從想实實";
+
+static int freq_han(const char *s, size_t l)
+{
+    if (l != 3 || (unsigned char)s[0] < 0xE4 || (unsigned char)s[0] > 0xE9)
+        return 0;
+    for (size_t i = 0; i + 3 <= sizeof FREQ_HAN - 1; i += 3)
+        if (memcmp(FREQ_HAN + i, s, 3) == 0)
+            return 1;
+    return 0;
+}
+
 /* Cost of looking for x (case-folded when icase): the rarest pair of
  * adjacent bytes, and which offset it is at. */
 static unsigned str_cost(const char *s, size_t l, int icase, size_t *at)
 {
+    if (freq_han(s, l)) {
+        *at = 0;
+        return 40 * 40 * 20;
+    }
     unsigned best = ~0u;
     *at = 0;
     for (size_t k = 0; k < l; k++) {
@@ -1487,7 +1509,7 @@ static void branch_factors(an *items, size_t ni, size_t picked, size_t bi, rpf *
         }
         /* a set with common members ('.', a digit, a space, many
          * frequent characters) occurs almost everywhere: not worth it */
-        if (empty || cost >= 20000) {
+        if (empty || cost >= 10000) {
             free(x);
             continue;
         }

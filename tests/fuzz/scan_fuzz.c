@@ -4,8 +4,9 @@
  * of data-derived lengths (1..16 bytes), and the two runs must give the
  * same output bytes, the same findings and the same action, with the
  * hold-back never above its bound.  A fixed rule set covering validators,
- * placeholders and restoration, lookbehind, \b, anchors, a block rule and
- * possibly long matches is compiled once. */
+ * placeholders and restoration, lookbehind, \b, anchors, a block rule,
+ * possibly long matches, literals gated by other literals and a
+ * literal-free run is compiled once. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,13 @@ static lg_rule rules[] = {
     { .id = "word", .pattern = "\\bcat\\b|^dog|end$|(?m)^line", .action = LG_ACT_LOG },
     { .id = "uni", .pattern = "\\p{Han}{2,}|caf\\x{e9}", .action = LG_ACT_REDACT, .mask = "[U]" },
     { .id = "xy", .pattern = "x[a-z]*y", .action = LG_ACT_REDACT, .mask = "" },
+    /* factor gates: each branch needs several literals */
+    { .id = "factors", .pattern = "(?i)\\b(?:ignore|skip)\\s{1,3}(?:all\\s)?(?:previous|prior)\\s"
+                                  "(?:rules|orders)\\b|note\\sto\\s(?:ai|bot)[^\\n]{0,20}?ignore",
+      .action = LG_ACT_BLOCK },
+    /* a run gate: no literal, a long run of one class */
+    { .id = "blob", .pattern = "(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,64}(?![A-Za-z0-9+/])|(?:%[0-9A-F]{2}){6,}",
+      .action = LG_ACT_LOG },
 };
 #define NRULES (sizeof rules / sizeof rules[0])
 
