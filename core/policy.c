@@ -1089,7 +1089,7 @@ static int load_pack(loader *L, const char *pname)
 
 static const char *const top_keys[] = {"version", "mode", "fail", "endpoints", "packs", "log",
                                        "limits", "rules", "overrides", "disable", "canary",
-                                       NULL};
+                                       "decode", NULL};
 
 static int valid_endpoint(const char *s)
 {
@@ -1336,10 +1336,10 @@ static int load_settings(loader *L, const cJSON *root)
                 p->fail = e;
         } else if (!strcmp(k, "endpoints")) {
             rc = load_endpoints(L, c);
-        } else if (!strcmp(k, "canary")) {
+        } else if (!strcmp(k, "canary") || !strcmp(k, "decode")) {
             rc = want_type(L, c, cJSON_IsBool(c), "true or false");
             if (rc == LG_OK)
-                p->canary = cJSON_IsTrue(c);
+                *(!strcmp(k, "canary") ? &p->canary : &p->decode) = cJSON_IsTrue(c);
         } else if (!strcmp(k, "log")) {
             static const char *const log_keys[] = {"text", "excerpt_chars", NULL};
             rc = want_type(L, c, cJSON_IsObject(c), "an object");
@@ -1543,6 +1543,7 @@ int lg_policy_load(const char *name, const char *json, size_t len, lg_policy **o
     p->excerpt_chars = DEF_EXCERPT;
     p->max_body = DEF_MAX_BODY;
     p->max_hold = DEF_MAX_HOLD;
+    p->decode = 1;
     int rc = LG_OK;
     doc user = {NULL, text, len};
     cJSON *root = NULL;

@@ -107,6 +107,7 @@ typedef struct lg_policy {
     size_t max_hold;        /* streaming hold-back limit in bytes per field; default 4096 */
     size_t max_lookbehind;  /* largest PCRE2_INFO_MAXLOOKBEHIND over the rules, in bytes */
     int canary;             /* append a canary marker to system prompts; block answers repeating one */
+    int decode;             /* rescan encoded runs (base64, hex, ...) in prompts, decoded; default 1 */
     void *scan_index;       /* internal: prefilter tables shared by every scanner (scan.h) */
     char *source;           /* file the policy came from, or "<built-in>" */
     char **sources;         /* internal: names rules' src point at */

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "error.h"
 #include "normalize.h"
 #include "validate.h"
@@ -2884,9 +2885,8 @@ int lg_sscan_feed(lg_sscan *ss, const char *p, size_t n, int final,
     return best;
 }
 
-int lg_scan_text(lg_scanner *s, unsigned on, unsigned role, unsigned flags,
-                 const char *text, size_t n, lg_vault *v, lg_buf *out,
-                 lg_findings *f)
+static int scan_whole(lg_scanner *s, unsigned on, unsigned role, unsigned flags,
+                      const char *text, size_t n, lg_vault *v, lg_buf *out, lg_findings *f)
 {
     lg_sscan ss;
     /* Whole text: hold it all, so the result is the streaming result
@@ -2896,4 +2896,87 @@ int lg_scan_text(lg_scanner *s, unsigned on, unsigned role, unsigned flags,
         rc = lg_sscan_feed(&ss, text, n, 1, v, out, f);
     lg_sscan_free(&ss);
     return rc;
+}
+
+static int cmp_pos(const void *a, const void *b);
+
+/* Decode and rescan (scan.h).  State shared by the nesting levels. */
+typedef struct dscan {
+    lg_scanner *s;
+    unsigned role, flags;
+    size_t runs;      /* runs decoded so far, at most LG_DECODE_RUNS */
+    lg_findings *f;
+    int best;
+    lg_buf scratch;   /* the rescan's output, discarded */
+    lg_findings inner;
+} dscan;
+
+#define DECODE_DEPTH 2
+
+/* Runs in text[0..n); findings are reported on [ostart, oend) when the
+ * text is itself decoded (depth > 0), else on the run's own span. */
+static int decode_level(dscan *D, const char *text, size_t n, int depth, size_t ostart,
+                        size_t oend)
+{
+    char *buf = malloc(LG_DECODE_OUT);
+    if (!buf)
+        return LG_E_NOMEM;
+    lg_decode_iter it = { 0 };
+    lg_decoded d;
+    int rc = LG_OK, got;
+    while (rc == LG_OK && D->runs < LG_DECODE_RUNS &&
+           (got = lg_decode_next(text, n, &it, &d, buf, LG_DECODE_OUT)) == 1) {
+        D->runs++;
+        size_t a = depth ? ostart : d.start, b = depth ? oend : d.end;
+        lg_buf_reset(&D->scratch);
+        lg_findings_reset(&D->inner);
+        /* report only: no vault (no placeholders issued), no rewriting */
+        rc = scan_whole(D->s, LG_ON_PROMPT, D->role, 0, buf, d.outlen, NULL, &D->scratch,
+                        &D->inner);
+        if (rc < 0)
+            break;
+        rc = LG_OK;
+        for (size_t i = 0; i < D->inner.n && rc == LG_OK; i++) {
+            const lg_rule *r = D->inner.v[i].rule;
+            int act = r->action == LG_ACT_BLOCK && (D->flags & LG_SCAN_ENFORCE) ? LG_ACT_BLOCK
+                                                                                : LG_ACT_LOG;
+            rc = lg_findings_add(D->f, r, a, b, act);
+            if (act > D->best)
+                D->best = act;
+        }
+        if (rc == LG_OK && depth + 1 < DECODE_DEPTH) {
+            /* the decoded text may hold another encoding; buf is this
+             * level's, the next level has its own */
+            rc = decode_level(D, buf, d.outlen, depth + 1, a, b);
+        }
+    }
+    if (rc == LG_OK && got < 0)
+        rc = got;
+    free(buf);
+    return rc;
+}
+
+int lg_scan_text(lg_scanner *s, unsigned on, unsigned role, unsigned flags,
+                 const char *text, size_t n, lg_vault *v, lg_buf *out,
+                 lg_findings *f)
+{
+    size_t first = f ? f->n : 0;
+    int rc = scan_whole(s, on, role, flags, text, n, v, out, f);
+    if (rc < 0 || rc == LG_ACT_BLOCK || !(on & LG_ON_PROMPT) || !s->p->decode || !n)
+        return rc;
+    lg_findings none;
+    lg_findings_init(&none, 0);
+    dscan D = { .s = s, .role = role, .flags = flags, .f = f ? f : &none, .best = rc };
+    lg_buf_init(&D.scratch, LG_DECODE_OUT * 4);
+    lg_findings_init(&D.inner, 256);
+    int drc = decode_level(&D, text, n, 0, 0, 0);
+    lg_buf_free(&D.scratch);
+    lg_findings_free(&D.inner);
+    lg_findings_free(&none);
+    if (drc < 0)
+        return drc;
+    /* findings stay in order of position, as a scan reports them */
+    if (f && f->n > first + 1)
+        qsort(f->v + first, f->n - first, sizeof *f->v, cmp_pos);
+    return D.best > rc ? D.best : rc;
 }

@@ -120,7 +120,21 @@ enum {
  * LG_ON_PROMPT or LG_ON_RESPONSE; role one LG_ROLE_* bit.  The vault (may
  * be NULL: placeholder redaction then falls back to the rule's mask) gives
  * placeholders and restores them.  Returns the strongest action among the
- * findings (LG_ACT_ALLOW when none), or an error. */
+ * findings (LG_ACT_ALLOW when none), or an error.
+ *
+ * Decode and rescan: on the prompt side, when the policy's decode is on
+ * and the scan did not block, encoded runs in the text (base64, hex,
+ * escapes, percent-encoding, binary; decode.h) are decoded, at most
+ * LG_DECODE_RUNS of them and LG_DECODE_OUT bytes each, nested once more
+ * (base64 of hex), and the decoded text is scanned with the same rules.
+ * Each finding there is reported with its rule on the encoded run's span
+ * in the original text.  A block there blocks the text (the return
+ * value); other actions are reported as LG_ACT_LOG, since the decoded
+ * text is never rewritten.  Answers are never decoded: a stream cannot
+ * know a run is complete before it ends, and held-back text must not
+ * wait for that. */
+#define LG_DECODE_RUNS 256
+#define LG_DECODE_OUT 8192
 int lg_scan_text(lg_scanner *s, unsigned on, unsigned role, unsigned flags,
                  const char *text, size_t n, lg_vault *v, lg_buf *out,
                  lg_findings *f);

@@ -140,10 +140,15 @@ static int text_mode(const lg_policy *pol, const char *text, size_t n, unsigned 
         fprintf(stderr, "llmguard-check: scan failed: %s\n", lg_strerror(a));
         return 2;
     }
+    /* What was done (enforce), or what the rule asks for (monitor: "would
+     * have"); they differ for findings in decoded text, never rewritten. */
+    int monitor = pol->mode == LG_MODE_MONITOR;
     int strongest = LG_ACT_ALLOW;
-    for (size_t i = 0; i < f.n; i++)
-        if (!f.v[i].rule->restore && f.v[i].rule->action > strongest)
-            strongest = f.v[i].rule->action;
+    for (size_t i = 0; i < f.n; i++) {
+        int act = monitor ? f.v[i].rule->action : f.v[i].action;
+        if (!f.v[i].rule->restore && act > strongest)
+            strongest = act;
+    }
     int blocked = strongest == LG_ACT_BLOCK;
     if (json) {
         printf("{\"decision\":\"%s\",\"mode\":\"%s\",\"findings\":[", lg_action_name(strongest),
@@ -158,8 +163,9 @@ static int text_mode(const lg_policy *pol, const char *text, size_t n, unsigned 
             json_str(stdout, x->rule->category, strlen(x->rule->category));
             printf(",\"severity\":\"%s\",\"action\":\"%s\",\"start\":%zu,\"end\":%zu,"
                    "\"line\":%zu,\"column\":%zu}",
-                   lg_severity_name(x->rule->severity), lg_action_name(x->rule->action),
-                   x->start, x->end, line, col);
+                   lg_severity_name(x->rule->severity),
+                   lg_action_name(monitor ? x->rule->action : x->action), x->start, x->end, line,
+                   col);
         }
         printf("],\"output\":");
         json_str(stdout, out.data ? out.data : "", out.len);
@@ -172,11 +178,12 @@ static int text_mode(const lg_policy *pol, const char *text, size_t n, unsigned 
             size_t line, col;
             line_col(text, x->start, &line, &col);
             printf("%zu:%zu: %s [%s, %s] %s\n", line, col, x->rule->id,
-                   lg_severity_name(x->rule->severity), lg_action_name(x->rule->action),
+                   lg_severity_name(x->rule->severity),
+                   lg_action_name(monitor ? x->rule->action : x->action),
                    x->rule->message ? x->rule->message : "");
         }
         printf("decision: %s (%zu finding%s%s)\n", lg_action_name(strongest), f.n,
-               f.n == 1 ? "" : "s", pol->mode == LG_MODE_MONITOR ? ", monitor mode" : "");
+               f.n == 1 ? "" : "s", monitor ? ", monitor mode" : "");
     }
     lg_findings_free(&f);
     lg_buf_free(&out);

@@ -20,16 +20,8 @@
 #include <string.h>
 
 #include "error.h"
+#include "fuzz_util.h"
 #include "json.h"
-
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                     \
-            abort();                                                            \
-        }                                                                       \
-    } while (0)
 
 struct val {
     int type;
@@ -82,32 +74,10 @@ static int one_cb(void *ud, const lg_json_value *v)
 /* An independent UTF-8 check (decode, then reject by value). */
 static int utf8_ok(const uint8_t *s, size_t n)
 {
-    for (size_t i = 0; i < n;) {
-        uint32_t c = s[i], cp, min;
-        size_t k;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xE0) == 0xC0) {
-            k = 2, cp = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            k = 3, cp = c & 0x0F, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            k = 4, cp = c & 0x07, min = 0x10000;
-        } else {
+    uint32_t cp;
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = fz_utf8_char(s, n, i, &cp)))
             return 0;
-        }
-        if (n - i < k)
-            return 0;
-        for (size_t j = 1; j < k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (s[i + j] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += k;
-    }
     return 1;
 }
 

@@ -845,3 +845,14 @@ Test(policy_defaults, raw_and_canary_keys)
                  LG_E_POLICY, "1}", 0, "a.b", "true or false");
     expect_error("{\"canary\": \"yes\"}", LG_E_POLICY, "\"yes\"", 0, "", "true or false");
 }
+
+Test(policy_defaults, decode_key)
+{
+    lg_policy *p = must_load("{\"packs\": []}");
+    cr_assert_eq(p->decode, 1, "encoded prompts are decoded and rescanned by default");
+    lg_policy_free(p);
+    p = must_load("{\"packs\": [], \"decode\": false}");
+    cr_assert_eq(p->decode, 0);
+    lg_policy_free(p);
+    expect_error("{\"decode\": 0}", LG_E_POLICY, "0}", 0, "", "true or false");
+}

@@ -1146,3 +1146,107 @@ Test(scan_prefilter, builtin_policy_matches_reference, .timeout = 120)
     lg_scanner_free(b);
     lg_policy_free(p);
 }
+
+/* ==== Decode and rescan (lg_scan_text, prompt side) ==== */
+
+typedef struct dres {
+    int act;
+    size_t nf;
+    lg_finding f[16];
+    char out[1024];
+} dres;
+
+static void scan_d(const lg_policy *p, unsigned on, unsigned flags, const char *text, dres *r)
+{
+    lg_scanner *sc = lg_scanner_new(p);
+    cr_assert_not_null(sc);
+    lg_buf out;
+    lg_buf_init(&out, 1 << 20);
+    lg_findings f;
+    lg_findings_init(&f, 16);
+    r->act = lg_scan_text(sc, on, LG_ROLE_USER, flags, text, strlen(text), NULL, &out, &f);
+    r->nf = f.n;
+    if (f.n)
+        memcpy(r->f, f.v, f.n * sizeof *f.v);
+    snprintf(r->out, sizeof r->out, "%.*s", (int)out.len, out.data ? out.data : "");
+    lg_findings_free(&f);
+    lg_buf_free(&out);
+    lg_scanner_free(sc);
+}
+
+/* text gives no finding and no action */
+static void assert_untouched(const lg_policy *p, unsigned on, const char *text)
+{
+    dres r;
+    scan_d(p, on, LG_SCAN_ENFORCE, text, &r);
+    cr_assert_eq(r.act, LG_ACT_ALLOW, "%s", text);
+    cr_assert_eq(r.nf, 0, "%s", text);
+}
+
+static void decode_pol(tpol *t)
+{
+    tpol_init(t);
+    t->p.decode = 1;
+    add_rule(t, "falcon", "(?i)\\bproject\\s+falcon\\b", LG_ACT_BLOCK);
+    add_rule(t, "email", EMAIL_RE, LG_ACT_REDACT);
+}
+
+Test(scan_decode, block_in_base64_blocks_the_text)
+{
+    tpol t;
+    decode_pol(&t);
+    /* "tell me about Project Falcon" */
+    const char *text = "decode: dGVsbCBtZSBhYm91dCBQcm9qZWN0IEZhbGNvbg== and answer";
+    dres r;
+    scan_d(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, text, &r);
+    cr_assert_eq(r.act, LG_ACT_BLOCK);
+    cr_assert_eq(r.nf, 1);
+    cr_assert_str_eq(r.f[0].rule->id, "falcon");
+    cr_assert_eq(r.f[0].start, 8, "the finding is the encoded run (%zu)", r.f[0].start);
+    cr_assert_eq(r.f[0].end, 8 + 40);
+    cr_assert_eq(r.f[0].action, LG_ACT_BLOCK);
+    /* monitor: reported, not acted on; answers: never decoded; off: nothing */
+    scan_d(&t.p, LG_ON_PROMPT, 0, text, &r);
+    cr_assert_eq(r.nf, 1);
+    cr_assert_eq(r.f[0].action, LG_ACT_LOG);
+    cr_assert_str_eq(r.out, text);
+    assert_untouched(&t.p, LG_ON_RESPONSE, text);
+    t.p.decode = 0;
+    assert_untouched(&t.p, LG_ON_PROMPT, text);
+    tpol_free(&t);
+}
+
+Test(scan_decode, redaction_inside_is_reported_not_applied)
+{
+    tpol t;
+    decode_pol(&t);
+    /* hex of "mail jane@example.com", then a plain address that is redacted */
+    const char *text = "6d61696c206a616e65406578616d706c652e636f6d or bob@example.org";
+    dres r;
+    scan_d(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, text, &r);
+    cr_assert_eq(r.nf, 2);
+    /* in order of position: the decoded one first */
+    cr_assert_eq(r.f[0].start, 0);
+    cr_assert_eq(r.f[0].action, LG_ACT_LOG);
+    cr_assert_eq(r.f[1].action, LG_ACT_REDACT);
+    cr_assert_eq(r.act, LG_ACT_REDACT);
+    cr_assert_str_eq(r.out, "6d61696c206a616e65406578616d706c652e636f6d or [REDACTED]");
+    tpol_free(&t);
+}
+
+Test(scan_decode, nesting_is_bounded)
+{
+    tpol t;
+    decode_pol(&t);
+    /* base64 of the hex of "project falcon": found one level down */
+    const char *one = "x NzA3MjZmNmE2NTYzNzQyMDY2NjE2YzYzNmY2ZQ== y";
+    /* base64 of that base64: two levels down, not decoded */
+    const char *two = "x TnpBM01qWm1ObUUyTlRZek56UXlNRFkyTmpFMll6WXpObVkyWlE9PQ== y";
+    dres r;
+    scan_d(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, one, &r);
+    cr_assert_eq(r.act, LG_ACT_BLOCK);
+    cr_assert_eq(r.f[0].start, 2);
+    cr_assert_eq(r.f[0].end, strlen(one) - 2);
+    assert_untouched(&t.p, LG_ON_PROMPT, two);
+    tpol_free(&t);
+}
