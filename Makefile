@@ -107,7 +107,9 @@ integration: all
 # `make check` is the README's test command and what CI runs.
 check: deps test-deps all unit fuzz-replay asan integration $(EXTRA_CHECK)
 
-bench: all $(BUILD)/bench/bench_core
+bench:
+	@bash scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all $(BUILD)/bench/bench_core
 	@bash scripts/bench.sh $(BUILD)
 
 eval: all

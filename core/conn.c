@@ -13,6 +13,7 @@
  * openai-node retries 408/409/429/5xx, so a refusal is 403. */
 #include "conn.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,7 @@ struct lg_conn {
      * connection, reused: it is some 30 KB, and an answer has an event per
      * token.  Request inspection and answer handling never nest. */
     lg_api_doc *doc;
+    lg_buf evbuf;         /* the event being serialised (reused: one per decision) */
     int passthrough, closing;
     lg_conn_stats st;
 
@@ -160,11 +162,27 @@ static int tally(const lg_findings *f, int strongest, const lg_rule **blocker)
     return strongest;
 }
 
+#define EVBUF_KEEP 4096 /* event buffer memory kept between events */
+
 static void emit(lg_conn *c, lg_event *e)
 {
+    /* "<id_prefix>-<counter>", without printf: this runs for every event. */
     char id[96];
-    snprintf(id, sizeof id, "%s-%llu", c->id_prefix ? c->id_prefix : "lg",
-             (unsigned long long)++c->counter);
+    const char *pre = c->id_prefix ? c->id_prefix : "lg";
+    size_t pl = strlen(pre);
+    if (pl > sizeof id - 22)
+        pl = sizeof id - 22;
+    memcpy(id, pre, pl);
+    id[pl++] = '-';
+    char num[21];
+    size_t k = sizeof num;
+    unsigned long long v = ++c->counter;
+    do {
+        num[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(id + pl, num + k, sizeof num - k);
+    id[pl + sizeof num - k] = '\0';
     e->id = id;
     e->ts_us = now(c);
     e->pid = c->pid;
@@ -176,11 +194,11 @@ static void emit(lg_conn *c, lg_event *e)
     e->excerpt_chars = c->pol->excerpt_chars;
     if (!c->on_event)
         return;
-    lg_buf b;
-    lg_buf_init(&b, 1 << 24);
-    if (lg_event_json(e, &b) == LG_OK)
-        c->on_event(c->ud, b.data, b.len);
-    lg_buf_free(&b);
+    lg_buf_reset(&c->evbuf);
+    if (lg_event_json(e, &c->evbuf) == LG_OK)
+        c->on_event(c->ud, c->evbuf.data, c->evbuf.len);
+    if (c->evbuf.cap > EVBUF_KEEP) /* a rare large event: do not keep its memory */
+        lg_buf_free(&c->evbuf);
     c->st.events++;
 }
 
@@ -376,10 +394,24 @@ static int add_canary(lg_conn *c, const lg_api_doc *doc, struct text_result *tr)
     return LG_OK;
 }
 
+/* n in decimal into buf (NUL-terminated): Content-Length values, without
+ * printf on the per-request path. */
+static void fmt_size(char buf[24], size_t n)
+{
+    char t[24];
+    size_t k = sizeof t;
+    do {
+        t[--k] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    memcpy(buf, t + k, sizeof t - k);
+    buf[sizeof t - k] = '\0';
+}
+
 static int forward_request(lg_conn *c, const char *body, size_t n, lg_buf *to_server)
 {
-    char cl[32];
-    snprintf(cl, sizeof cl, "%zu", n);
+    char cl[24];
+    fmt_size(cl, n);
     lg_http_edit edits[4];
     size_t ne = 0;
     edits[ne++] = (lg_http_edit){ "Accept-Encoding", "identity" };
@@ -515,22 +547,23 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
         c->st.blocked++;
         rc = refuse(c, to_client, 403, "Forbidden", msg, blocker->id);
     } else {
-        lg_buf nb;
-        lg_buf_init(&nb, c->pol->max_body * 3 + 4096);
         if (c->canary && enforcing(c))
             rc = add_canary(c, doc, tr);
         int changed = 0;
         for (size_t i = 0; i < doc->ntexts; i++)
             changed |= text_changed(&tr[i]);
         if (changed && enforcing(c)) {
+            lg_buf nb;
+            lg_buf_init(&nb, c->pol->max_body * 3 + 4096);
             rc = splice_json(c->rbody.data, c->rbody.len, doc->texts, doc->ntexts, tr, 0, &nb);
+            if (!rc)
+                rc = forward_request(c, nb.data, nb.len, to_server);
+            lg_buf_free(&nb);
             c->st.redacted++;
         } else {
-            rc = lg_buf_append(&nb, c->rbody.data, c->rbody.len);
+            /* Unchanged: the body goes as it came, without another copy. */
+            rc = forward_request(c, c->rbody.data ? c->rbody.data : "", c->rbody.len, to_server);
         }
-        if (!rc)
-            rc = forward_request(c, nb.data, nb.len, to_server);
-        lg_buf_free(&nb);
         if (!rc && queue_push(c, &ri) != LG_OK) {
             /* More requests in flight than we track: answers could no
              * longer be matched to requests, so stop inspecting. */
@@ -583,16 +616,37 @@ static int request_too_large(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     return rc;
 }
 
+/* h was parsed from a buffer whose first h->head_len bytes have just been
+ * copied to `to`: point its slices at the copy (every slice lies inside the
+ * head) rather than parse the same bytes a second time. */
+static void head_move(lg_http_head *h, const char *to)
+{
+    uintptr_t from = (uintptr_t)h->raw, end = from + h->head_len;
+#define MOVE(p)                                                            \
+    do {                                                                   \
+        if ((p) && (uintptr_t)(p) >= from && (uintptr_t)(p) <= end)        \
+            (p) = to + ((uintptr_t)(p) - from);                            \
+    } while (0)
+    MOVE(h->method);
+    MOVE(h->target);
+    MOVE(h->reason);
+    for (size_t i = 0; i < h->nheaders; i++) {
+        MOVE(h->headers[i].name);
+        MOVE(h->headers[i].value);
+    }
+#undef MOVE
+    h->raw = to;
+}
+
+/* c->rh holds the head just parsed from c->in, hl bytes. */
 static int start_request(lg_conn *c, size_t hl, lg_buf *to_server, lg_buf *to_client)
 {
     lg_buf_reset(&c->rhead);
     int rc = lg_buf_append(&c->rhead, c->in.data, hl);
     if (rc)
         return rc;
+    head_move(&c->rh, c->rhead.data);
     lg_buf_consume(&c->in, hl);
-    size_t off;
-    if (lg_http_parse_request(c->rhead.data, c->rhead.len, &c->rh, &off) < 0)
-        return LG_E_STATE; /* it parsed a moment ago from the same bytes */
     c->st.requests++;
     lg_http_body_init(&c->rbd, &c->rh);
     c->rapi = lg_api_lookup(c->rh.method, c->rh.method_len, c->rh.target, c->rh.target_len);
@@ -1162,8 +1216,8 @@ static int end_body(lg_conn *c, const char *trailers, size_t tn)
 
 static int emit_length_body(lg_conn *c, const char *body, size_t n)
 {
-    char cl[32];
-    snprintf(cl, sizeof cl, "%zu", n);
+    char cl[24];
+    fmt_size(cl, n);
     lg_http_edit ed = { "Content-Length", cl };
     int rc = lg_http_head_rewrite(&c->sh, &ed, 1, c->to_client);
     return rc ? rc : lg_buf_append(c->to_client, body, n);
@@ -1324,18 +1378,16 @@ static int is_media(const lg_http_head *h, const char *type)
            (ct->value_len == n || ct->value[n] == ';' || ct->value[n] == ' ');
 }
 
-/* A new answer head: decide how to treat its body. */
+/* A new answer head, just parsed from c->sin into c->sh (hl bytes): decide
+ * how to treat its body. */
 static int start_answer(lg_conn *c, size_t hl, lg_buf *to_client)
 {
     lg_buf_reset(&c->shead);
     int rc = lg_buf_append(&c->shead, c->sin.data, hl);
     if (rc)
         return rc;
+    head_move(&c->sh, c->shead.data);
     lg_buf_consume(&c->sin, hl);
-    const char *m = c->qn ? c->q[c->qhead].method : "GET";
-    size_t off;
-    if (lg_http_parse_response(c->shead.data, c->shead.len, m, strlen(m), &c->sh, &off) < 0)
-        return LG_E_STATE;
     if (c->sh.status >= 100 && c->sh.status < 200 && c->sh.status != 101)
         return lg_buf_append(to_client, c->shead.data, c->shead.len); /* interim */
     if (c->sh.status == 101) {
@@ -1612,6 +1664,7 @@ lg_conn *lg_conn_new(const lg_conn_cfg *cfg)
     lg_buf_init(&c->shead, LG_HTTP_MAX_HEAD);
     lg_buf_init(&c->eout, OUT_MAX);
     lg_buf_init(&c->sbody, p->max_body);
+    lg_buf_init(&c->evbuf, 1 << 24);
     if (!c->sc || !c->doc || (cfg->endpoint && !c->endpoint) || (cfg->id_prefix && !c->id_prefix) ||
         (cfg->exe && !c->exe) || (p->canary && cfg->canary && !c->canary)) {
         lg_conn_free(c);
@@ -1635,6 +1688,7 @@ void lg_conn_free(lg_conn *c)
     lg_buf_free(&c->shead);
     lg_buf_free(&c->eout);
     lg_buf_free(&c->sbody);
+    lg_buf_free(&c->evbuf);
     lg_scanner_free(c->sc);
     free(c->doc);
     free(c->endpoint);

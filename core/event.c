@@ -1,15 +1,20 @@
 /* Serialising events.  Hand-written rather than through a cJSON tree: an
  * event is emitted for every inspected message, and building it directly
- * into a buffer costs one pass and no allocations beyond the buffer. */
+ * into a buffer costs one pass and no allocations beyond the buffer.  Keys
+ * are literals appended whole, and strings that need no escaping (the
+ * common case: names, paths, ids) are copied in one piece; only the others
+ * go through lg_json_escape.  The output is the same either way. */
 #include "event.h"
 
 #include <string.h>
-#include <time.h>
 
 #include "error.h"
 #include "json.h"
 #include "policy.h"
 #include "sha256.h"
+
+/* Append a string literal (its length known at compile time). */
+#define LIT(o, s) lg_buf_append((o), (s), sizeof(s) - 1)
 
 /* Fixed-width decimal digits, right to left. */
 static void digits(char *p, unsigned long long v, int w)
@@ -40,47 +45,79 @@ static int append_int(lg_buf *o, long long v)
     return append_ull(o, (unsigned long long)v);
 }
 
+/* Days since 1970-01-01 to a civil date (proleptic Gregorian; H. Hinnant's
+ * days_from_civil inverted).  Pure arithmetic: gmtime_r takes a lock. */
+static void civil(long long z, long long *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (long long)yoe + era * 400 + (*m <= 2);
+}
+
 int lg_event_time(uint64_t ts_us, lg_buf *out)
 {
-    time_t secs = (time_t)(ts_us / 1000000);
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999)
+    unsigned long long secs = ts_us / 1000000;
+    long long y;
+    unsigned mo, d;
+    civil((long long)(secs / 86400), &y, &mo, &d);
+    unsigned sod = (unsigned)(secs % 86400);
+    if (y > 9999)
         return LG_E_INVAL;
     char b[27]; /* 2025-01-02T03:04:05.123456Z */
-    digits(b, (unsigned)(tm.tm_year + 1900), 4);
+    digits(b, (unsigned long long)y, 4);
     b[4] = '-';
-    digits(b + 5, (unsigned)tm.tm_mon + 1, 2);
+    digits(b + 5, mo, 2);
     b[7] = '-';
-    digits(b + 8, (unsigned)tm.tm_mday, 2);
+    digits(b + 8, d, 2);
     b[10] = 'T';
-    digits(b + 11, (unsigned)tm.tm_hour, 2);
+    digits(b + 11, sod / 3600, 2);
     b[13] = ':';
-    digits(b + 14, (unsigned)tm.tm_min, 2);
+    digits(b + 14, sod / 60 % 60, 2);
     b[16] = ':';
-    digits(b + 17, (unsigned)tm.tm_sec, 2);
+    digits(b + 17, sod % 60, 2);
     b[19] = '.';
     digits(b + 20, ts_us % 1000000, 6);
     b[26] = 'Z';
     return lg_buf_append(out, b, sizeof b);
 }
 
-static int str(lg_buf *o, const char *key, const char *v, size_t n)
+/* v[0..n) as a JSON string. */
+static int jstr(lg_buf *o, const char *v, size_t n)
 {
-    int rc = lg_buf_puts(o, ",\"");
-    if (!rc)
-        rc = lg_buf_puts(o, key);
-    if (!rc)
-        rc = lg_buf_puts(o, "\":");
+    const unsigned char *s = (const unsigned char *)v;
+    size_t i = 0;
+    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+        i++;
+    if (i < n)
+        return lg_json_escape(v, n, 0, o);
+    char *p = lg_buf_reserve(o, n + 2);
+    if (!p)
+        return n + 2 > o->max || o->len > o->max - (n + 2) ? LG_E_LIMIT : LG_E_NOMEM;
+    p[0] = '"';
+    memcpy(p + 1, v, n);
+    p[n + 1] = '"';
+    lg_buf_commit(o, n + 2);
+    return LG_OK;
+}
+
+/* A member: key is the literal `,"name":`; v NULL gives null. */
+#define STR(o, key, v, n) str_((o), (key), sizeof(key) - 1, (v), (n))
+#define CSTR(o, key, v) str_((o), (key), sizeof(key) - 1, (v), (v) ? strlen(v) : 0)
+
+static int str_(lg_buf *o, const char *key, size_t kn, const char *v, size_t n)
+{
+    int rc = lg_buf_append(o, key, kn);
     if (rc)
         return rc;
     if (!v)
-        return lg_buf_puts(o, "null");
-    return lg_json_escape(v, n, 0, o);
-}
-
-static int cstr(lg_buf *o, const char *key, const char *v)
-{
-    return str(o, key, v, v ? strlen(v) : 0);
+        return LIT(o, "null");
+    return jstr(o, v, n);
 }
 
 static size_t utf8_chars(const char *s, size_t n)
@@ -126,7 +163,11 @@ static int excerpt(lg_buf *o, const lg_event *e, const lg_event_text *t, size_t 
         size_t stop = next ? (next->start > pos ? next->start : pos) : to;
         rc = lg_buf_append(&tmp, t->text + pos, stop - pos);
         if (!rc && next) {
-            rc = lg_buf_printf(&tmp, "\xc2\xab%s\xc2\xbb", next->rule->id);
+            rc = LIT(&tmp, "\xc2\xab");
+            if (!rc)
+                rc = lg_buf_puts(&tmp, next->rule->id);
+            if (!rc)
+                rc = LIT(&tmp, "\xc2\xbb");
             pos = next->end > to ? to : next->end;
         } else {
             pos = stop;
@@ -140,36 +181,42 @@ static int excerpt(lg_buf *o, const lg_event *e, const lg_event_text *t, size_t 
 
 static int findings(lg_buf *o, const lg_event *e)
 {
-    int rc = lg_buf_puts(o, ",\"findings\":[");
+    int rc = LIT(o, ",\"findings\":[");
     int first = 1;
     for (size_t i = 0; !rc && i < e->ntexts; i++) {
         const lg_event_text *t = &e->texts[i];
         for (size_t k = 0; !rc && k < t->nfindings; k++) {
             const lg_finding *f = &t->findings[k];
-            rc = lg_buf_printf(o, "%s{\"rule\":", first ? "" : ",");
+            rc = first ? LIT(o, "{\"rule\":") : LIT(o, ",{\"rule\":");
             first = 0;
             if (!rc)
-                rc = lg_json_escape(f->rule->id, strlen(f->rule->id), 0, o);
+                rc = jstr(o, f->rule->id, strlen(f->rule->id));
             if (!rc)
-                rc = cstr(o, "category", f->rule->category);
+                rc = CSTR(o, ",\"category\":", f->rule->category);
             if (!rc)
-                rc = cstr(o, "severity", lg_severity_name(f->rule->severity));
+                rc = CSTR(o, ",\"severity\":", lg_severity_name(f->rule->severity));
             if (!rc)
-                rc = cstr(o, "action", lg_action_name(f->action));
+                rc = CSTR(o, ",\"action\":", lg_action_name(f->action));
             if (!rc)
-                rc = cstr(o, "field", t->path ? t->path : t->field);
+                rc = CSTR(o, ",\"field\":", t->path ? t->path : t->field);
             if (!rc)
-                rc = lg_buf_printf(o, ",\"start\":%zu,\"end\":%zu", f->start, f->end);
+                rc = LIT(o, ",\"start\":");
+            if (!rc)
+                rc = append_ull(o, f->start);
+            if (!rc)
+                rc = LIT(o, ",\"end\":");
+            if (!rc)
+                rc = append_ull(o, f->end);
             if (!rc && e->log_text != LG_LOG_TEXT_NONE && f->end <= t->len) {
-                rc = lg_buf_puts(o, ",\"excerpt\":");
+                rc = LIT(o, ",\"excerpt\":");
                 if (!rc)
                     rc = excerpt(o, e, t, k);
             }
             if (!rc)
-                rc = lg_buf_puts(o, "}");
+                rc = LIT(o, "}");
         }
     }
-    return rc ? rc : lg_buf_puts(o, "]");
+    return rc ? rc : LIT(o, "]");
 }
 
 /* The text summary: total characters, one hash over all inspected texts
@@ -186,86 +233,91 @@ static int text_summary(lg_buf *o, const lg_event *e)
         chars += utf8_chars(e->texts[i].text, e->texts[i].len);
     }
     lg_sha256_final(&s, d);
-    int rc = lg_buf_puts(o, ",\"text\":{\"fields\":");
+    int rc = LIT(o, ",\"text\":{\"fields\":");
     if (!rc)
         rc = append_ull(o, e->ntexts);
     if (!rc)
-        rc = lg_buf_puts(o, ",\"chars\":");
+        rc = LIT(o, ",\"chars\":");
     if (!rc)
         rc = append_ull(o, chars);
     if (!rc)
-        rc = lg_buf_puts(o, ",\"sha256\":\"");
-    char hex[65];
+        rc = LIT(o, ",\"sha256\":\"");
+    char hex[64];
     static const char hx[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) {
         hex[2 * i] = hx[d[i] >> 4];
         hex[2 * i + 1] = hx[d[i] & 15];
     }
-    hex[64] = 0;
     if (!rc)
-        rc = lg_buf_append(o, hex, 64);
-    return rc ? rc : lg_buf_puts(o, "\"}");
+        rc = lg_buf_append(o, hex, sizeof hex);
+    return rc ? rc : LIT(o, "\"}");
 }
 
 int lg_event_json(const lg_event *e, lg_buf *o)
 {
-    int rc = lg_buf_puts(o, "{\"v\":");
+    /* Room for a typical event at once, so that it grows once at most;
+     * should this fail, the appends below report why. */
+    (void)lg_buf_reserve(o, 640);
+    int rc = LIT(o, "{\"v\":");
     if (!rc)
         rc = append_int(o, LG_EVENT_VERSION);
     if (!rc)
-        rc = cstr(o, "id", e->id);
+        rc = CSTR(o, ",\"id\":", e->id);
     if (!rc)
-        rc = lg_buf_puts(o, ",\"ts\":\"");
+        rc = LIT(o, ",\"ts\":\"");
     if (!rc)
         rc = lg_event_time(e->ts_us, o);
     if (!rc)
-        rc = lg_buf_puts(o, "\",\"pid\":");
+        rc = LIT(o, "\",\"pid\":");
     if (!rc)
         rc = append_int(o, e->pid);
     if (!rc)
-        rc = lg_buf_puts(o, ",\"uid\":");
+        rc = LIT(o, ",\"uid\":");
     if (!rc)
         rc = append_int(o, e->uid);
     if (!rc)
-        rc = cstr(o, "exe", e->exe);
+        rc = CSTR(o, ",\"exe\":", e->exe);
     if (!rc)
-        rc = cstr(o, "endpoint", e->endpoint);
+        rc = CSTR(o, ",\"endpoint\":", e->endpoint);
     if (!rc)
-        rc = str(o, "method", e->method, e->method_len);
+        rc = STR(o, ",\"method\":", e->method, e->method_len);
     if (!rc)
-        rc = str(o, "path", e->path, e->path_len);
+        rc = STR(o, ",\"path\":", e->path, e->path_len);
     if (!rc && e->status) {
-        rc = lg_buf_puts(o, ",\"status\":");
+        rc = LIT(o, ",\"status\":");
         if (!rc)
             rc = append_int(o, e->status);
     }
     if (!rc)
-        rc = cstr(o, "api", e->api);
+        rc = CSTR(o, ",\"api\":", e->api);
     if (!rc)
-        rc = str(o, "model", e->model, e->model_len);
+        rc = STR(o, ",\"model\":", e->model, e->model_len);
     if (!rc)
-        rc = cstr(o, "direction", e->direction);
+        rc = CSTR(o, ",\"direction\":", e->direction);
     if (!rc)
-        rc = cstr(o, "decision", e->decision);
+        rc = CSTR(o, ",\"decision\":", e->decision);
     if (!rc)
-        rc = cstr(o, "mode", e->mode);
+        rc = CSTR(o, ",\"mode\":", e->mode);
     if (!rc && e->reason)
-        rc = cstr(o, "reason", e->reason);
+        rc = CSTR(o, ",\"reason\":", e->reason);
     if (!rc)
         rc = findings(o, e);
     if (!rc && e->ntexts)
         rc = text_summary(o, e);
     if (!rc)
-        rc = lg_buf_puts(o, ",\"timing_us\":{\"inspect\":");
+        rc = LIT(o, ",\"timing_us\":{\"inspect\":");
     if (!rc)
         rc = append_ull(o, (unsigned long long)e->inspect_us);
     if (!rc)
-        rc = lg_buf_puts(o, ",\"held\":");
+        rc = LIT(o, ",\"held\":");
     if (!rc)
         rc = append_ull(o, (unsigned long long)e->held_us);
     if (!rc)
-        rc = lg_buf_puts(o, "}");
-    if (!rc && e->holdback_max)
-        rc = lg_buf_printf(o, ",\"holdback_max\":%zu", e->holdback_max);
-    return rc ? rc : lg_buf_puts(o, "}");
+        rc = LIT(o, "}");
+    if (!rc && e->holdback_max) {
+        rc = LIT(o, ",\"holdback_max\":");
+        if (!rc)
+            rc = append_ull(o, e->holdback_max);
+    }
+    return rc ? rc : LIT(o, "}");
 }

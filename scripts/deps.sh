@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what llmguard needs to build ("build") or to run its tests
-# ("test"), from Debian's archive.  Does nothing when everything is there,
+# ("test") or its benchmarks ("bench": nginx, the comparison a user would
+# otherwise pick), from Debian's archive.  Does nothing when everything is there,
 # so `make demo` and `make check` can call it every time.  Needs root (or
 # sudo) only when something is missing.
 set -euo pipefail
@@ -11,7 +12,8 @@ case $what in
   build) want=("${build_pkgs[@]}") ;;
   demo)  want=("${build_pkgs[@]}" curl) ;;
   test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 build|demo|test" >&2; exit 2 ;;
+  bench) want=("${build_pkgs[@]}" curl nginx-light) ;;
+  *) echo "usage: $0 build|demo|test|bench" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do

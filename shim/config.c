@@ -10,7 +10,7 @@
  * stderr.
  *
  * Also here: the process-wide vault, engine construction, the debug log and
- * event delivery (one function, lg__event, in front of the emitter). */
+ * the emitter (lg__events_send; when events are sent is fdtab.c's matter). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -323,13 +323,7 @@ static uint64_t now_us(void *ud)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-static void on_event(void *ud, const char *json, size_t n)
-{
-    (void)ud;
-    lg__event(json, n);
-}
-
-lg_conn *lg__config_new_conn(const char *endpoint, const char **why)
+lg_conn *lg__config_new_conn(const char *endpoint, lg__fd *entry, const char **why)
 {
     *why = NULL;
     if (!policy) {
@@ -344,8 +338,8 @@ lg_conn *lg__config_new_conn(const char *endpoint, const char **why)
         .policy = policy,
         .vault = vault,
         .endpoint = endpoint,
-        .on_event = on_event,
-        .ud = NULL,
+        .on_event = lg__fd_event,
+        .ud = entry,
         .now_us = now_us,
         .id_prefix = prefix,
         .pid = (int)getpid(),
@@ -371,13 +365,11 @@ int lg__config_flush_ms(void)
 
 /* ==== Events ==== */
 
-void lg__event(const char *json, size_t n)
+void lg__events_send(const struct iovec *ev, size_t n)
 {
-    if (lg__debug)
-        lg__log("event %.*s", (int)(n > 400 ? 400 : n), json);
-    if (emitter) {
+    if (emitter && n) {
         lg__in_shim++;
-        lg_emit_send(emitter, json, n);
+        lg_emit_sendv(emitter, ev, n);
         lg__in_shim--;
     }
 }

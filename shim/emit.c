@@ -2,10 +2,21 @@
  * Everything here runs inside the guarded client, from whatever thread the
  * shim happens to be on, so it must not block, must not disturb errno, and
  * must not call through the shim's own hooks: on Linux the I/O is done with
- * syscall(2) directly.  Facts relied on: a Unix datagram sendto() with
- * MSG_DONTWAIT returns EAGAIN when the receiver's queue is full
- * (net.unix.max_dgram_qlen, only 10 by default), ENOENT when the socket
- * file is gone and ECONNREFUSED when nobody has it open. */
+ * syscall(2) directly.
+ *
+ * The datagram socket is connected to the collector once and kept: a
+ * sendto() with an address resolves the socket's path on every call, which
+ * costs more than the send itself.  Facts relied on: a Unix datagram send
+ * with MSG_DONTWAIT returns EAGAIN when the receiver's queue is full
+ * (net.unix.max_dgram_qlen, only 10 by default); connect() fails with ENOENT
+ * when the socket file is gone and ECONNREFUSED when nobody has it open; a
+ * send on a socket whose peer was closed fails once with ECONNREFUSED and
+ * leaves it unconnected (ENOTCONN after that).  The collector's socket
+ * normally outlives the collector (its keeper or systemd holds it), so a
+ * connection stays valid across collector restarts; when a new socket was
+ * bound at the path instead, the old peer either is dead (ECONNREFUSED:
+ * connect again at once) or, held by a stale keeper, stays full (EAGAIN for
+ * a second: connect again, so the path is looked up afresh). */
 #include "emit.h"
 
 #include <errno.h>
@@ -31,8 +42,9 @@
 /* ==== Raw I/O (bypasses the shim's libc hooks) ==== */
 #if defined(__linux__)
 #define R_SOCKET(d, t, p) ((int)syscall(SYS_socket, (d), (t), (p)))
-#define R_SENDTO(f, b, n, fl, a, al) \
-    ((ssize_t)syscall(SYS_sendto, (f), (b), (n), (fl), (a), (al)))
+#define R_CONNECT(f, a, al) ((int)syscall(SYS_connect, (f), (a), (al)))
+#define R_SEND(f, b, n, fl) ((ssize_t)syscall(SYS_sendto, (f), (b), (n), (fl), NULL, 0))
+#define R_SENDMMSG(f, v, n, fl) ((int)syscall(SYS_sendmmsg, (f), (v), (n), (fl)))
 #define R_OPEN(p, fl, m) ((int)syscall(SYS_openat, AT_FDCWD, (p), (fl), (m)))
 #define R_WRITEV(f, v, c) ((ssize_t)syscall(SYS_writev, (f), (v), (c)))
 #define R_CLOSE(f) syscall(SYS_close, (f))
@@ -41,7 +53,9 @@
 #define R_GETPID() ((pid_t)syscall(SYS_getpid))
 #else
 #define R_SOCKET(d, t, p) socket((d), (t), (p))
-#define R_SENDTO(f, b, n, fl, a, al) sendto((f), (b), (n), (fl), (a), (al))
+#define R_CONNECT(f, a, al) connect((f), (a), (al))
+#define R_SEND(f, b, n, fl) send((f), (b), (n), (fl))
+#define R_SENDMMSG(f, v, n, fl) sendmmsg_loop((f), (v), (n), (fl))
 #define R_OPEN(p, fl, m) open((p), (fl), (m))
 #define R_WRITEV(f, v, c) writev((f), (v), (c))
 #define R_CLOSE(f) close(f)
@@ -57,6 +71,26 @@
 /* After the collector was found absent, go straight to the spool for this
  * long instead of trying the socket on every event. */
 #define RETRY_NS (100 * 1000 * 1000LL)
+/* A connected socket whose peer stays full this long is connected again, in
+ * case the path now names another socket (see the top of the file). */
+#define FULL_RECONNECT_NS (1000 * 1000 * 1000LL)
+/* Events handled per system call (sendmmsg, writev of spool lines). */
+#define BATCH 16
+
+#if !defined(__linux__)
+/* No sendmmsg: one send per datagram, same return convention. */
+static int sendmmsg_loop(int fd, struct mmsghdr *v, unsigned n, int fl)
+{
+    unsigned i = 0;
+    for (; i < n; i++) {
+        ssize_t w = sendmsg(fd, &v[i].msg_hdr, fl);
+        if (w < 0)
+            return i ? (int)i : -1;
+        v[i].msg_len = (unsigned)w;
+    }
+    return (int)i;
+}
+#endif
 
 struct lg_emitter {
     pthread_mutex_t mu;          /* guards everything below */
@@ -64,6 +98,8 @@ struct lg_emitter {
     socklen_t addrlen;           /* bytes of addr in use */
     char spool_dir[4096];        /* directory for spool files */
     int sock;                    /* datagram socket or -1 */
+    int connected;               /* sock is connected to addr */
+    long long full_since;        /* CLOCK_MONOTONIC ns since the peer is full, 0 if not */
     int spool;                   /* current spool file or -1 */
     unsigned spool_seq;          /* <n> of the current spool file name */
     long long spool_t0;          /* <start µs> of this process's spool names */
@@ -261,6 +297,8 @@ static void close_fds(struct lg_emitter *e)
     if (e->spool >= 0)
         R_CLOSE(e->spool);
     e->sock = e->spool = -1;
+    e->connected = 0;
+    e->full_since = 0;
 }
 
 /* The child inherits copies of our descriptors: drop them so it gets its
@@ -402,14 +440,26 @@ static int open_spool(lg_emitter *e)
     return -EEXIST;
 }
 
-/* Append one line under the spool lock.  Returns 1 or -errno. */
-static int spool_append(lg_emitter *e, const char *json, size_t n)
+/* Append the events v[0..n) (n <= BATCH) as lines, with one writev under
+ * the spool lock.  Returns how many were appended whole (the rest are the
+ * caller's to count as dropped) and sets *err to the failure, if any. */
+static size_t spool_append(lg_emitter *e, const struct iovec *v, size_t n, int *err)
 {
+    struct iovec iov[2 * BATCH];
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        iov[2 * i] = v[i];
+        iov[2 * i + 1] = (struct iovec){(void *)"\n", 1};
+        total += v[i].iov_len + 1;
+    }
+    *err = 0;
     for (int tries = 0; tries < 8; tries++) {
         if (e->spool < 0) {
             int fd = open_spool(e);
-            if (fd < 0)
-                return fd;
+            if (fd < 0) {
+                *err = -fd;
+                return 0;
+            }
             e->spool = fd;
         }
         struct stat st;
@@ -421,73 +471,158 @@ static int spool_append(lg_emitter *e, const char *json, size_t n)
             e->spool = -1;
             continue;
         }
-        struct iovec iov[2] = {{(void *)json, n}, {(void *)"\n", 1}};
-        ssize_t w = R_WRITEV(e->spool, iov, 2);
-        int err = errno;
+        ssize_t w = R_WRITEV(e->spool, iov, (int)(2 * n));
+        int werr = errno;
         R_FLOCK(e->spool, LOCK_UN);
-        if (w == (ssize_t)(n + 1))
-            return 1;
-        if (w >= 0) {
-            /* Short write (disk full): the torn line is skipped by the
-             * collector; do not append after it. */
-            R_CLOSE(e->spool);
-            e->spool = -1;
-            return -ENOSPC;
+        if (w == (ssize_t)total)
+            return n;
+        if (w < 0) {
+            *err = werr;
+            return 0;
         }
-        return -err;
+        /* Short write (disk full): lines written whole count; the torn one
+         * is skipped by the collector, and nothing may follow it. */
+        size_t whole = 0, at = 0;
+        while (whole < n && at + v[whole].iov_len + 1 <= (size_t)w)
+            at += v[whole++].iov_len + 1;
+        R_CLOSE(e->spool);
+        e->spool = -1;
+        *err = ENOSPC;
+        return whole;
     }
-    return -EAGAIN;
+    *err = EAGAIN;
+    return 0;
 }
 
-int lg_emit_send(lg_emitter *e, const char *json, size_t n)
+/* The collector is not there (no socket file, nobody has it open, no
+ * permission): spool for RETRY_NS before trying the socket again. */
+static void collector_absent(lg_emitter *e, long long *now)
 {
-    int saved = errno;
-    int rc;
-    if (!e || !json || n == 0 || memchr(json, '\n', n)) {
-        errno = saved;
-        return -EINVAL;
+    if (!*now)
+        *now = mono_ns();
+    e->retry_at = *now + RETRY_NS;
+    if (e->connected) {
+        R_CLOSE(e->sock);
+        e->sock = -1;
+        e->connected = 0;
     }
-    if (n > LG_EMIT_MAX_EVENT) {
-        pthread_mutex_lock(&e->mu);
-        e->st.dropped++;
-        e->st.last_errno = EMSGSIZE;
-        pthread_mutex_unlock(&e->mu);
-        errno = saved;
-        return -EMSGSIZE;
+}
+
+/* Connect the socket if it is not.  0, or -1 (the collector is absent and
+ * the back-off is set). */
+static int ensure_connected(lg_emitter *e, long long *now)
+{
+    if (e->connected)
+        return 0;
+    if (e->sock < 0)
+        e->sock = R_SOCKET(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (e->sock < 0 || R_CONNECT(e->sock, (struct sockaddr *)&e->addr, e->addrlen) != 0) {
+        collector_absent(e, now);
+        return -1;
     }
-    pthread_mutex_lock(&e->mu);
-    long long now = 0;
+    e->connected = 1;
+    e->full_since = 0;
+    return 0;
+}
+
+/* Send v[0..n) (n <= BATCH) as datagrams, one system call for all.  Returns
+ * how many went, in order; *dropped_at is set to the index of an event the
+ * kernel refused for its size (EMSGSIZE), or n when none was. */
+static size_t send_dgrams(lg_emitter *e, const struct iovec *v, size_t n, size_t *dropped_at,
+                          long long *now)
+{
+    *dropped_at = n;
     if (e->retry_at) {
-        now = mono_ns();
-        if (now >= e->retry_at)
-            e->retry_at = 0;
+        if (!*now)
+            *now = mono_ns();
+        if (*now < e->retry_at)
+            return 0;
+        e->retry_at = 0;
     }
-    if (!e->retry_at) {
-        if (e->sock < 0)
-            e->sock = R_SOCKET(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (e->sock >= 0) {
-            ssize_t w = R_SENDTO(e->sock, json, n, MSG_DONTWAIT | MSG_NOSIGNAL,
-                                 (struct sockaddr *)&e->addr, e->addrlen);
-            if (w == (ssize_t)n) {
-                e->st.sent++;
-                pthread_mutex_unlock(&e->mu);
-                errno = saved;
-                return 0;
+    size_t done = 0;
+    int reconnects = 0;
+    while (done < n) {
+        if (ensure_connected(e, now) != 0)
+            return done;
+        int k;
+        if (n - done == 1) {
+            ssize_t w = R_SEND(e->sock, v[done].iov_base, v[done].iov_len,
+                               MSG_DONTWAIT | MSG_NOSIGNAL);
+            k = w < 0 ? -1 : 1;
+        } else {
+            struct mmsghdr mm[BATCH];
+            memset(mm, 0, sizeof(struct mmsghdr) * (n - done));
+            for (size_t i = done; i < n; i++) {
+                mm[i - done].msg_hdr.msg_iov = (struct iovec *)&v[i];
+                mm[i - done].msg_hdr.msg_iovlen = 1;
             }
-            if (w < 0 && errno == EMSGSIZE) {
-                e->st.dropped++;
-                e->st.last_errno = EMSGSIZE;
-                pthread_mutex_unlock(&e->mu);
-                errno = saved;
-                return -EMSGSIZE;
-            }
-            /* Absent collector: back off.  A full queue (EAGAIN/ENOBUFS)
-             * is transient, so keep trying the socket next time. */
-            if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-                errno != ENOBUFS && errno != EINTR)
-                e->retry_at = (now ? now : mono_ns()) + RETRY_NS;
+            k = R_SENDMMSG(e->sock, mm, (unsigned)(n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
         }
+        if (k > 0) {
+            done += (size_t)k;
+            e->full_since = 0;
+            continue;
+        }
+        int err = errno;
+        if (err == EINTR)
+            continue;
+        if (err == EMSGSIZE) {
+            /* This one can never go: skip it, send the rest. */
+            *dropped_at = done;
+            return done;
+        }
+        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+            /* A full queue is transient: spool, and keep the socket.  If
+             * it stays full, the path may name another socket by now. */
+            if (!*now)
+                *now = mono_ns();
+            if (!e->full_since)
+                e->full_since = *now;
+            else if (*now - e->full_since >= FULL_RECONNECT_NS) {
+                R_CLOSE(e->sock);
+                e->sock = -1;
+                e->connected = 0;
+            }
+            return done;
+        }
+        if ((err == ECONNREFUSED || err == ENOTCONN || err == ECONNRESET || err == EPIPE ||
+             err == EDESTADDRREQ) && reconnects++ == 0) {
+            /* The peer went away (the collector restarted without its
+             * keeper): look the path up again, once. */
+            R_CLOSE(e->sock);
+            e->sock = -1;
+            e->connected = 0;
+            continue;
+        }
+        collector_absent(e, now);
+        return done;
     }
+    return done;
+}
+
+/* Send up to BATCH valid events; the caller holds e->mu.  Returns as
+ * lg_emit_sendv. */
+static int send_locked(lg_emitter *e, const struct iovec *v, size_t n)
+{
+    long long now = 0;
+    int rc = 0;
+    size_t at = 0;
+    while (at < n) {
+        size_t left = n - at, bad;
+        size_t k = send_dgrams(e, v + at, left, &bad, &now);
+        e->st.sent += k;
+        at += k;
+        if (bad < left) { /* v[at] was refused for its size */
+            e->st.dropped++;
+            e->st.last_errno = EMSGSIZE;
+            rc = -EMSGSIZE;
+            at++;
+            continue;
+        }
+        break;
+    }
+    if (at == n)
+        return rc;
     /* A child made by a raw clone (no pthread_atfork handlers) still has
      * our descriptors.  Sharing the datagram socket is harmless (the
      * collector learns the sender from SCM_CREDENTIALS, not from the
@@ -496,14 +631,60 @@ int lg_emit_send(lg_emitter *e, const char *json, size_t n)
     pid_t pid = R_GETPID();
     if (pid != e->pid)
         reset_after_fork(e, pid);
-    rc = spool_append(e, json, n);
-    if (rc == 1)
-        e->st.spooled++;
-    else {
-        e->st.dropped++;
-        e->st.last_errno = -rc;
+    int err;
+    size_t k = spool_append(e, v + at, n - at, &err);
+    e->st.spooled += k;
+    if (k < n - at) {
+        e->st.dropped += n - at - k;
+        e->st.last_errno = err;
+        return -err;
+    }
+    return rc ? rc : 1;
+}
+
+int lg_emit_sendv(lg_emitter *e, const struct iovec *ev, size_t n)
+{
+    int saved = errno;
+    int rc = 0, worst = 0;
+    if (!e || (n && !ev)) {
+        errno = saved;
+        return -EINVAL;
+    }
+    struct iovec ok[BATCH];
+    size_t k = 0;
+    pthread_mutex_lock(&e->mu);
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n) {
+            const char *json = ev[i].iov_base;
+            size_t len = ev[i].iov_len;
+            if (!json || len == 0 || memchr(json, '\n', len)) {
+                worst = worst ? worst : -EINVAL;
+                continue;
+            }
+            if (len > LG_EMIT_MAX_EVENT) {
+                e->st.dropped++;
+                e->st.last_errno = EMSGSIZE;
+                worst = -EMSGSIZE;
+                continue;
+            }
+            ok[k++] = ev[i];
+        }
+        if (k && (k == BATCH || i == n)) {
+            int r = send_locked(e, ok, k);
+            if (r < 0)
+                worst = r;
+            else if (r > rc)
+                rc = r;
+            k = 0;
+        }
     }
     pthread_mutex_unlock(&e->mu);
     errno = saved;
-    return rc;
+    return worst ? worst : rc;
+}
+
+int lg_emit_send(lg_emitter *e, const char *json, size_t n)
+{
+    struct iovec v = {(void *)json, n};
+    return lg_emit_sendv(e, &v, 1);
 }

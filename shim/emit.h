@@ -1,7 +1,8 @@
 /* The event emitter: how a guarded process hands one JSON event to
  * llmguard-collectord without ever blocking or losing it (design.md §5.9).
  *
- * Each event is one datagram on a Unix datagram socket.  When the collector
+ * Each event is one datagram on a Unix datagram socket (connected once and
+ * kept; several events can go in one sendmmsg).  When the collector
  * is absent (ENOENT, ECONNREFUSED) or its queue is full (EAGAIN, ENOBUFS),
  * the event is appended instead, as one line, to a per-process spool file
  * `<spool_dir>/<pid>-<start µs>-<n>.spool` which the collector ingests (and
@@ -17,13 +18,13 @@
  * never blocks on the collector.
  *
  * Shim constraints honoured here: all I/O goes through raw syscall(2) on
- * Linux (socket, sendto, openat, writev, flock, fstat, close), so none of
- * it passes through the shim's libc hooks; the emitter only ever touches
- * descriptors it created (all O_CLOEXEC / SOCK_CLOEXEC); errno is preserved
- * across every call; it is safe from several threads (one mutex per
- * emitter, held only around non-blocking work); and it survives fork(): a
- * pthread_atfork handler gives the child a fresh socket, a new spool file
- * name and a new id prefix.  The shim must still set its own recursion guard
+ * Linux (socket, connect, sendto, sendmmsg, openat, writev, flock, fstat,
+ * close), so none of it passes through the shim's libc hooks; the emitter
+ * only ever touches descriptors it created (all O_CLOEXEC / SOCK_CLOEXEC);
+ * errno is preserved across every call; it is safe from several threads
+ * (one mutex per emitter, held only around non-blocking work); and it
+ * survives fork(): a pthread_atfork handler gives the child a fresh socket,
+ * a new spool file name and a new id prefix.  The shim must still set its own recursion guard
  * around calls into this module if it hooks anything else used here
  * (pthread mutexes, getrandom, clock_gettime).  Not async-signal-safe. */
 #ifndef LG_EMIT_H
@@ -31,6 +32,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 /* Largest event the collector accepts (bytes of JSON, without newline).
  * lg_emit_send refuses larger ones with -EMSGSIZE. */
@@ -88,6 +90,14 @@ lg_emitter *lg_emit_open(const char *socket_path, const char *spool_dir);
  * empty), -EMSGSIZE (n > LG_EMIT_MAX_EVENT), or the spool's write error.
  * errno is unchanged on return in every case. */
 int lg_emit_send(lg_emitter *e, const char *json, size_t n);
+
+/* Send several events in order, as lg_emit_send would one by one, with one
+ * system call for as many datagrams as the collector takes (sendmmsg) and
+ * one spool append for the rest.  Each iovec is one event.  Returns 0 when
+ * all were sent as datagrams, 1 when some were spooled and none dropped, or
+ * a negative errno when at least one was not delivered (-EINVAL for an
+ * invalid one, which is skipped; the others still go).  errno is unchanged. */
+int lg_emit_sendv(lg_emitter *e, const struct iovec *ev, size_t n);
 
 /* Close the emitter's descriptors and free it.  NULL is a no-op. */
 void lg_emit_close(lg_emitter *e);

@@ -17,7 +17,12 @@
  * takes the vault's and the emitter's locks inside it, so those must be
  * taken after ours in the prepare phase: prepare handlers run in reverse
  * order of registration, hence lg__fdtab_atfork is registered last
- * (config.c). */
+ * (config.c).  The child drops the events its entries hold: they are the
+ * parent's, and the parent delivers them.
+ *
+ * Events (shim.h): queued per entry, delivered by lg__fd_deliver_locked with
+ * one emitter call; an entry that holds some is counted in lg__ndeferred, so
+ * the readiness hooks know in one load whether there is anything to send. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +38,7 @@ _Atomic(lg__fd *) *lg__tab;
 atomic_size_t lg__tabsz;
 atomic_int lg__npending;
 _Atomic(lg__fd *) lg__all;
+atomic_int lg__ndeferred;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static lg__fd *free_list;
@@ -40,6 +46,10 @@ static lg__fd *free_list;
 /* Output buffers are capped: the engine never holds more than its own
  * limits (max_body) plus framing; 64 MiB bounds a runaway. */
 #define LG__BUF_MAX ((size_t)64 << 20)
+/* Queued events: at most this many bytes or events wait; a write hook that
+ * would go past them delivers first (a client pipelining without reading). */
+#define LG__EVENTS_MAX ((size_t)256 << 10)
+#define LG__EVENTS_BATCH 16
 
 static void atfork_prepare(void)
 {
@@ -53,6 +63,16 @@ static void atfork_release(void)
     for (lg__fd *e = atomic_load(&lg__all); e; e = e->next_all)
         pthread_mutex_unlock(&e->mu);
     pthread_mutex_unlock(&pool_mu);
+}
+
+static void atfork_child(void)
+{
+    for (lg__fd *e = atomic_load(&lg__all); e; e = e->next_all) {
+        lg_buf_reset(&e->events);
+        atomic_store_explicit(&e->nevents, 0, memory_order_relaxed);
+    }
+    atomic_store(&lg__ndeferred, 0);
+    atfork_release();
 }
 
 void lg__fdtab_init(void)
@@ -73,7 +93,7 @@ void lg__fdtab_init(void)
 
 void lg__fdtab_atfork(void)
 {
-    pthread_atfork(atfork_prepare, atfork_release, atfork_release);
+    pthread_atfork(atfork_prepare, atfork_release, atfork_child);
 }
 
 lg__fd *lg__fd_alloc(void)
@@ -101,6 +121,8 @@ lg__fd *lg__fd_alloc(void)
     e->conn = NULL;
     lg_buf_init(&e->to_server, LG__BUF_MAX);
     lg_buf_init(&e->to_client, LG__BUF_MAX);
+    lg_buf_init(&e->events, LG__EVENTS_MAX);
+    atomic_store_explicit(&e->nevents, 0, memory_order_relaxed);
     e->to_client_off = 0;
     atomic_store(&e->pending, 0);
     e->closing = e->server_eof = e->client_eof = e->err = e->sniffed = 0;
@@ -113,6 +135,7 @@ lg__fd *lg__fd_alloc(void)
 /* e locked, already unlinked from every fd number. */
 static void release_locked(lg__fd *e)
 {
+    lg__fd_deliver_locked(e);
     lg__in_shim++;
     if (e->conn)
         lg_conn_free(e->conn);
@@ -120,6 +143,7 @@ static void release_locked(lg__fd *e)
     e->conn = NULL;
     lg_buf_free(&e->to_server);
     lg_buf_free(&e->to_client);
+    lg_buf_free(&e->events);
     e->to_client_off = 0;
     if (atomic_exchange(&e->pending, 0))
         atomic_fetch_sub(&lg__npending, 1);
@@ -267,4 +291,94 @@ void lg__fd_sync_pending(lg__fd *e)
         atomic_fetch_add(&lg__npending, 1);
     else if (old && !now)
         atomic_fetch_sub(&lg__npending, 1);
+}
+
+/* ==== Events ==== */
+
+void lg__fd_event(void *ud, const char *json, size_t n)
+{
+    lg__fd *e = ud;
+    if (lg__debug)
+        lg__log("event %.*s", (int)(n > 400 ? 400 : n), json);
+    /* Only routine events wait (shim.h).  A block, redaction or finding is
+     * in the kernel before the hook returns, after what is queued (order
+     * holds), so a program killed right after cannot take it with it.
+     * Inside a JSON string the quotes would be escaped: no false match. */
+    static const char allow[] = "\"decision\":\"allow\"";
+    if (!memmem(json, n, allow, sizeof allow - 1)) {
+        lg__fd_deliver_locked(e);
+        struct iovec v = {(void *)json, n};
+        lg__events_send(&v, 1);
+        return;
+    }
+    if (atomic_load_explicit(&e->nevents, memory_order_relaxed) >= LG__EVENTS_BATCH ||
+        e->events.len + n + 1 > LG__EVENTS_MAX)
+        lg__fd_deliver_locked(e);
+    char *at = lg_buf_reserve(&e->events, n + 1);
+    if (!at) {
+        /* No memory to queue it, or larger than the queue: send it now,
+         * after what is queued, so the order holds. */
+        lg__fd_deliver_locked(e);
+        struct iovec v = {(void *)json, n};
+        lg__events_send(&v, 1);
+        return;
+    }
+    memcpy(at, json, n);
+    at[n] = '\n';
+    lg_buf_commit(&e->events, n + 1);
+    if (atomic_fetch_add_explicit(&e->nevents, 1, memory_order_relaxed) == 0)
+        atomic_fetch_add(&lg__ndeferred, 1);
+}
+
+void lg__fd_deliver_locked(lg__fd *e)
+{
+    if (!atomic_load_explicit(&e->nevents, memory_order_relaxed))
+        return;
+    struct iovec v[LG__EVENTS_BATCH];
+    size_t k = 0;
+    char *p = e->events.data, *end = p + e->events.len;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            break;
+        v[k++] = (struct iovec){p, (size_t)(nl - p)};
+        p = nl + 1;
+        if (k == LG__EVENTS_BATCH) {
+            lg__events_send(v, k);
+            k = 0;
+        }
+    }
+    lg__events_send(v, k);
+    lg_buf_reset(&e->events);
+    atomic_store_explicit(&e->nevents, 0, memory_order_relaxed);
+    atomic_fetch_sub(&lg__ndeferred, 1);
+}
+
+void lg__fd_deliver_all(int wait)
+{
+    int saved = errno;
+    lg__in_shim++;
+    for (lg__fd *e = atomic_load(&lg__all); e && atomic_load(&lg__ndeferred); e = e->next_all) {
+        /* Only entries holding events are locked: one in a bounded flush
+         * wait has sent its events before waiting, and is not waited for. */
+        if (!atomic_load_explicit(&e->nevents, memory_order_relaxed))
+            continue;
+        if (wait)
+            pthread_mutex_lock(&e->mu);
+        else if (pthread_mutex_trylock(&e->mu) != 0)
+            continue;
+        lg__fd_deliver_locked(e);
+        pthread_mutex_unlock(&e->mu);
+    }
+    lg__in_shim--;
+    errno = saved;
+}
+
+/* exit(): what is still queued goes now.  Another thread may be inside a
+ * hook holding its entry (or this thread, exiting from a signal handler):
+ * such entries are skipped rather than waited for. */
+__attribute__((destructor)) static void deliver_at_exit(void)
+{
+    if (atomic_load(&lg__ndeferred))
+        lg__fd_deliver_all(0);
 }

@@ -35,6 +35,20 @@
 
 #define READ_CHUNK 65536
 
+/* The untracked fast path of every byte-moving hook: the real function is
+ * resolved and the table knows nothing of fd, so tail-call libc and do
+ * nothing else.  The rest of each hook lives in a never-inlined *_slow
+ * function, so that the fast path needs no stack frame (about 20
+ * instructions fewer than a hook that is one function). */
+#define LG__SLOW __attribute__((noinline))
+#define FAST_PATH(name, fd, ...)                                                 \
+    do {                                                                         \
+        __typeof__(lg__real.name) real_ = lg__real.name;                         \
+        if (__builtin_expect(real_ != NULL, 1) &&                                \
+            __builtin_expect(lg__fd_peek(fd) == NULL, 1))                        \
+            return real_(__VA_ARGS__);                                           \
+    } while (0)
+
 /* ==== Helpers ==== */
 
 static size_t iov_total(const struct iovec *iov, int cnt)
@@ -103,8 +117,7 @@ static int ms_since(const struct timespec *t0)
  * -1 with errno (the socket failed). */
 static int flush_locked(lg__fd *e, int fd, int nosig, int wait)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct timespec t0 = {0, 0}; /* read at the first EAGAIN: most flushes never wait */
     while (e->to_server.len) {
         ssize_t w = LG_REAL(send)(fd, e->to_server.data, e->to_server.len, MSG_DONTWAIT | nosig);
         if (w > 0) {
@@ -114,12 +127,15 @@ static int flush_locked(lg__fd *e, int fd, int nosig, int wait)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!t0.tv_sec && !t0.tv_nsec)
+                clock_gettime(CLOCK_MONOTONIC, &t0);
             int left = lg__config_flush_ms() - ms_since(&t0);
             if (!wait || left <= 0) {
                 if (wait && lg__debug)
                     lg__log("fd %d: flush timed out, %zu bytes kept", fd, e->to_server.len);
                 return 0;
             }
+            lg__fd_deliver_locked(e); /* never hold events across a wait */
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             int r = LG_REAL(poll)(&p, 1, left);
             if (r < 0 && errno != EINTR)
@@ -278,7 +294,7 @@ static int tracked_write(int fd, lg__fd *e, const struct iovec *iov, int cnt, in
     return 1;
 }
 
-ssize_t lg__hook_write(int fd, const void *p, size_t n)
+static LG__SLOW ssize_t write_slow(int fd, const void *p, size_t n)
 {
     lg__fd *e = lg__fd_peek(fd);
     if (__builtin_expect(e == NULL, 1) || lg__in_shim)
@@ -290,7 +306,13 @@ ssize_t lg__hook_write(int fd, const void *p, size_t n)
     return LG_REAL(write)(fd, p, n);
 }
 
-ssize_t lg__hook_writev(int fd, const struct iovec *iov, int cnt)
+ssize_t lg__hook_write(int fd, const void *p, size_t n)
+{
+    FAST_PATH(write, fd, fd, p, n);
+    return write_slow(fd, p, n);
+}
+
+static LG__SLOW ssize_t writev_slow(int fd, const struct iovec *iov, int cnt)
 {
     lg__fd *e = lg__fd_peek(fd);
     if (__builtin_expect(e == NULL, 1) || lg__in_shim || cnt < 0 || cnt > IOV_MAX)
@@ -301,7 +323,13 @@ ssize_t lg__hook_writev(int fd, const struct iovec *iov, int cnt)
     return LG_REAL(writev)(fd, iov, cnt);
 }
 
-ssize_t lg__hook_send(int fd, const void *p, size_t n, int flags)
+ssize_t lg__hook_writev(int fd, const struct iovec *iov, int cnt)
+{
+    FAST_PATH(writev, fd, fd, iov, cnt);
+    return writev_slow(fd, iov, cnt);
+}
+
+static LG__SLOW ssize_t send_slow(int fd, const void *p, size_t n, int flags)
 {
     lg__fd *e = lg__fd_peek(fd);
     if (__builtin_expect(e == NULL, 1) || lg__in_shim || (flags & MSG_OOB))
@@ -313,8 +341,14 @@ ssize_t lg__hook_send(int fd, const void *p, size_t n, int flags)
     return LG_REAL(send)(fd, p, n, flags);
 }
 
-ssize_t lg__hook_sendto(int fd, const void *p, size_t n, int flags, const struct sockaddr *sa,
-                        socklen_t len)
+ssize_t lg__hook_send(int fd, const void *p, size_t n, int flags)
+{
+    FAST_PATH(send, fd, fd, p, n, flags);
+    return send_slow(fd, p, n, flags);
+}
+
+static LG__SLOW ssize_t sendto_slow(int fd, const void *p, size_t n, int flags,
+                                    const struct sockaddr *sa, socklen_t len)
 {
     lg__fd *e = lg__fd_peek(fd);
     if (__builtin_expect(e == NULL, 1) || lg__in_shim || (flags & MSG_OOB))
@@ -326,7 +360,14 @@ ssize_t lg__hook_sendto(int fd, const void *p, size_t n, int flags, const struct
     return LG_REAL(sendto)(fd, p, n, flags, sa, len);
 }
 
-ssize_t lg__hook_sendmsg(int fd, const struct msghdr *m, int flags)
+ssize_t lg__hook_sendto(int fd, const void *p, size_t n, int flags, const struct sockaddr *sa,
+                        socklen_t len)
+{
+    FAST_PATH(sendto, fd, fd, p, n, flags, sa, len);
+    return sendto_slow(fd, p, n, flags, sa, len);
+}
+
+static LG__SLOW ssize_t sendmsg_slow(int fd, const struct msghdr *m, int flags)
 {
     lg__fd *e = lg__fd_peek(fd);
     if (__builtin_expect(e == NULL, 1) || lg__in_shim || (flags & MSG_OOB) || !m ||
@@ -336,6 +377,12 @@ ssize_t lg__hook_sendmsg(int fd, const struct msghdr *m, int flags)
     if (tracked_write(fd, e, m->msg_iov, (int)m->msg_iovlen, flags, &r))
         return r;
     return LG_REAL(sendmsg)(fd, m, flags);
+}
+
+ssize_t lg__hook_sendmsg(int fd, const struct msghdr *m, int flags)
+{
+    FAST_PATH(sendmsg, fd, fd, m, flags);
+    return sendmsg_slow(fd, m, flags);
 }
 
 /* ==== Reads ==== */
@@ -409,19 +456,32 @@ static int tracked_read(int fd, lg__fd *e, const struct iovec *iov, int cnt, int
             saved = ENOMEM;
             break;
         }
-        lg__fd_unlock(e);
-        /* The socket's own O_NONBLOCK (however it was set: fcntl, ioctl
-         * FIONBIO, SOCK_NONBLOCK) makes recv return EAGAIN by itself, so
-         * only the caller's per-call flag needs passing on. */
-        ssize_t r = LG_REAL(recv)(fd, buf, READ_CHUNK, flags & MSG_DONTWAIT);
-        int rerr = errno;
-        lg__fd *again = lg__fd_relock(fd, e);
-        if (!again) {
-            /* Closed or untracked meanwhile: hand over what we read as is. */
-            *out = r > 0 ? (ssize_t)scatter(buf, (size_t)r, iov, cnt) : r;
-            if (r < 0)
-                saved = rerr;
-            goto released;
+        ssize_t r = -1;
+        int rerr = EAGAIN;
+        if (atomic_load_explicit(&e->nevents, memory_order_relaxed)) {
+            /* Queued events (a request's) go out before any wait, and with
+             * the answer's when it is already here: look without waiting
+             * first, holding the entry (the call cannot block). */
+            r = LG_REAL(recv)(fd, buf, READ_CHUNK, MSG_DONTWAIT);
+            rerr = errno;
+            if (r < 0 && (rerr == EAGAIN || rerr == EWOULDBLOCK))
+                lg__fd_deliver_locked(e);
+        }
+        if (r < 0 && (rerr == EAGAIN || rerr == EWOULDBLOCK)) {
+            lg__fd_unlock(e);
+            /* The socket's own O_NONBLOCK (however it was set: fcntl, ioctl
+             * FIONBIO, SOCK_NONBLOCK) makes recv return EAGAIN by itself, so
+             * only the caller's per-call flag needs passing on. */
+            r = LG_REAL(recv)(fd, buf, READ_CHUNK, flags & MSG_DONTWAIT);
+            rerr = errno;
+            lg__fd *again = lg__fd_relock(fd, e);
+            if (!again) {
+                /* Closed or untracked meanwhile: hand over what we read as is. */
+                *out = r > 0 ? (ssize_t)scatter(buf, (size_t)r, iov, cnt) : r;
+                if (r < 0)
+                    saved = rerr;
+                goto released;
+            }
         }
         if (r < 0) {
             *out = -1;
@@ -441,6 +501,7 @@ static int tracked_read(int fd, lg__fd *e, const struct iovec *iov, int cnt, int
         lg__fd_sync_pending(e);
         /* loop: serve, or read again (non-blocking: until EAGAIN) */
     }
+    lg__fd_deliver_locked(e);
     lg__fd_unlock(e);
 released:
     lg__in_shim--;
@@ -458,20 +519,32 @@ released:
         return r;                                                    \
     return realcall;
 
-ssize_t lg__hook_read(int fd, void *p, size_t n)
+static LG__SLOW ssize_t read_slow(int fd, void *p, size_t n)
 {
     struct iovec v = {p, n};
     READ_HOOK_BODY(LG_REAL(read)(fd, p, n), &v, 1, 0)
 }
 
-ssize_t lg__hook_readv(int fd, const struct iovec *iov, int cnt)
+ssize_t lg__hook_read(int fd, void *p, size_t n)
+{
+    FAST_PATH(read, fd, fd, p, n);
+    return read_slow(fd, p, n);
+}
+
+static LG__SLOW ssize_t readv_slow(int fd, const struct iovec *iov, int cnt)
 {
     if (cnt < 0 || cnt > IOV_MAX)
         return LG_REAL(readv)(fd, iov, cnt);
     READ_HOOK_BODY(LG_REAL(readv)(fd, iov, cnt), iov, cnt, 0)
 }
 
-ssize_t lg__hook_recv(int fd, void *p, size_t n, int flags)
+ssize_t lg__hook_readv(int fd, const struct iovec *iov, int cnt)
+{
+    FAST_PATH(readv, fd, fd, iov, cnt);
+    return readv_slow(fd, iov, cnt);
+}
+
+static LG__SLOW ssize_t recv_slow(int fd, void *p, size_t n, int flags)
 {
     struct iovec v = {p, n};
     if (flags & (MSG_OOB | MSG_ERRQUEUE))
@@ -479,7 +552,14 @@ ssize_t lg__hook_recv(int fd, void *p, size_t n, int flags)
     READ_HOOK_BODY(LG_REAL(recv)(fd, p, n, flags), &v, 1, flags)
 }
 
-ssize_t lg__hook_recvfrom(int fd, void *p, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
+ssize_t lg__hook_recv(int fd, void *p, size_t n, int flags)
+{
+    FAST_PATH(recv, fd, fd, p, n, flags);
+    return recv_slow(fd, p, n, flags);
+}
+
+static LG__SLOW ssize_t recvfrom_slow(int fd, void *p, size_t n, int flags, struct sockaddr *sa,
+                                      socklen_t *len)
 {
     struct iovec v = {p, n};
     if (flags & (MSG_OOB | MSG_ERRQUEUE))
@@ -496,7 +576,13 @@ ssize_t lg__hook_recvfrom(int fd, void *p, size_t n, int flags, struct sockaddr 
     return LG_REAL(recvfrom)(fd, p, n, flags, sa, len);
 }
 
-ssize_t lg__hook_recvmsg(int fd, struct msghdr *m, int flags)
+ssize_t lg__hook_recvfrom(int fd, void *p, size_t n, int flags, struct sockaddr *sa, socklen_t *len)
+{
+    FAST_PATH(recvfrom, fd, fd, p, n, flags, sa, len);
+    return recvfrom_slow(fd, p, n, flags, sa, len);
+}
+
+static LG__SLOW ssize_t recvmsg_slow(int fd, struct msghdr *m, int flags)
 {
     if (!m || (flags & (MSG_OOB | MSG_ERRQUEUE)) || m->msg_iovlen > IOV_MAX)
         return LG_REAL(recvmsg)(fd, m, flags);
@@ -515,7 +601,13 @@ ssize_t lg__hook_recvmsg(int fd, struct msghdr *m, int flags)
     return LG_REAL(recvmsg)(fd, m, flags);
 }
 
-ssize_t lg__hook_read_chk(int fd, void *p, size_t n, size_t buflen)
+ssize_t lg__hook_recvmsg(int fd, struct msghdr *m, int flags)
+{
+    FAST_PATH(recvmsg, fd, fd, m, flags);
+    return recvmsg_slow(fd, m, flags);
+}
+
+static LG__SLOW ssize_t read_chk_slow(int fd, void *p, size_t n, size_t buflen)
 {
     if (n > buflen) /* let glibc report the overflow as it would */
         return LG_REAL(read_chk)(fd, p, n, buflen);
@@ -523,7 +615,13 @@ ssize_t lg__hook_read_chk(int fd, void *p, size_t n, size_t buflen)
     READ_HOOK_BODY(LG_REAL(read_chk)(fd, p, n, buflen), &v, 1, 0)
 }
 
-ssize_t lg__hook_recv_chk(int fd, void *p, size_t n, size_t buflen, int flags)
+ssize_t lg__hook_read_chk(int fd, void *p, size_t n, size_t buflen)
+{
+    FAST_PATH(read_chk, fd, fd, p, n, buflen);
+    return read_chk_slow(fd, p, n, buflen);
+}
+
+static LG__SLOW ssize_t recv_chk_slow(int fd, void *p, size_t n, size_t buflen, int flags)
 {
     if (n > buflen || (flags & (MSG_OOB | MSG_ERRQUEUE)))
         return LG_REAL(recv_chk)(fd, p, n, buflen, flags);
@@ -531,8 +629,14 @@ ssize_t lg__hook_recv_chk(int fd, void *p, size_t n, size_t buflen, int flags)
     READ_HOOK_BODY(LG_REAL(recv_chk)(fd, p, n, buflen, flags), &v, 1, flags)
 }
 
-ssize_t lg__hook_recvfrom_chk(int fd, void *p, size_t n, size_t buflen, int flags,
-                              struct sockaddr *sa, socklen_t *len)
+ssize_t lg__hook_recv_chk(int fd, void *p, size_t n, size_t buflen, int flags)
+{
+    FAST_PATH(recv_chk, fd, fd, p, n, buflen, flags);
+    return recv_chk_slow(fd, p, n, buflen, flags);
+}
+
+static LG__SLOW ssize_t recvfrom_chk_slow(int fd, void *p, size_t n, size_t buflen, int flags,
+                                          struct sockaddr *sa, socklen_t *len)
 {
     if (n > buflen || (flags & (MSG_OOB | MSG_ERRQUEUE)))
         return LG_REAL(recvfrom_chk)(fd, p, n, buflen, flags, sa, len);
@@ -547,6 +651,13 @@ ssize_t lg__hook_recvfrom_chk(int fd, void *p, size_t n, size_t buflen, int flag
         return r;
     }
     return LG_REAL(recvfrom_chk)(fd, p, n, buflen, flags, sa, len);
+}
+
+ssize_t lg__hook_recvfrom_chk(int fd, void *p, size_t n, size_t buflen, int flags,
+                              struct sockaddr *sa, socklen_t *len)
+{
+    FAST_PATH(recvfrom_chk, fd, fd, p, n, buflen, flags, sa, len);
+    return recvfrom_chk_slow(fd, p, n, buflen, flags, sa, len);
 }
 
 /* ==== connect ==== */
@@ -583,7 +694,7 @@ static void track(int fd, const struct sockaddr *sa, socklen_t len)
     e->ino = st.st_ino;
     format_endpoint(sa, e->endpoint, sizeof e->endpoint);
     const char *why = NULL;
-    e->conn = lg__config_new_conn(e->endpoint, &why);
+    e->conn = lg__config_new_conn(e->endpoint, e, &why);
     if (lg__fd_publish(fd, e) != 0) {
         lg__fd_untrack_all_locked(e);
         return;
@@ -623,7 +734,7 @@ int lg__hook_connect(int fd, const struct sockaddr *sa, socklen_t len)
 
 /* ==== close, shutdown, dup ==== */
 
-int lg__hook_close(int fd)
+static LG__SLOW int close_slow(int fd)
 {
     lg__fd *e = lg__fd_peek(fd);
     if (__builtin_expect(e == NULL, 1))
@@ -638,6 +749,12 @@ int lg__hook_close(int fd)
     }
     errno = saved;
     return LG_REAL(close)(fd);
+}
+
+int lg__hook_close(int fd)
+{
+    FAST_PATH(close, fd, fd);
+    return close_slow(fd);
 }
 
 int lg__hook_close_range(unsigned first, unsigned last, int flags)
@@ -690,6 +807,7 @@ int lg__hook_shutdown(int fd, int how)
             saved = errno;
         }
     }
+    lg__fd_deliver_locked(e);
     lg__fd_unlock(e);
     lg__in_shim--;
     errno = saved;

@@ -1,8 +1,9 @@
 /* Readiness hooks: poll, ppoll, select, pselect and the epoll family report
  * a tracked fd readable while the shim holds bytes the client has not taken
  * (design.md §5.7): the kernel cannot know about them.  When nothing is
- * pending anywhere in the process (lg__npending == 0, the normal case) every
- * hook is one load and a branch in front of libc.
+ * pending anywhere in the process (lg__npending == 0, the normal case) and
+ * no event is queued (lg__ndeferred == 0) every hook is two loads and a
+ * branch in front of libc.
  *
  * With something pending, the kernel is asked without waiting and its
  * answer is merged with ours; a waiter therefore never sleeps on bytes that
@@ -24,6 +25,15 @@
 static inline int nothing_pending(void)
 {
     return atomic_load_explicit(&lg__npending, memory_order_relaxed) == 0;
+}
+
+/* A readiness call is where a client waits: events queued by a write hook
+ * (a request's, shim.h) go out first, whatever fds are asked about. */
+static inline void deliver_queued(void)
+{
+    if (__builtin_expect(atomic_load_explicit(&lg__ndeferred, memory_order_relaxed) != 0, 0) &&
+        !lg__in_shim)
+        lg__fd_deliver_all(1);
 }
 
 /* 1 when fd is tracked, verified and has bytes for the client. */
@@ -67,6 +77,7 @@ static int poll_merge(struct pollfd *f, nfds_t n, int r)
 
 int lg__hook_poll(struct pollfd *f, nfds_t n, int timeout)
 {
+    deliver_queued();
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim || !poll_any_pending(f, n))
         return LG_REAL(poll)(f, n, timeout);
     return poll_merge(f, n, LG_REAL(poll)(f, n, 0));
@@ -76,6 +87,7 @@ static const struct timespec zero_ts;
 
 int lg__hook_ppoll(struct pollfd *f, nfds_t n, const struct timespec *ts, const sigset_t *mask)
 {
+    deliver_queued();
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim || !poll_any_pending(f, n))
         return LG_REAL(ppoll)(f, n, ts, mask);
     return poll_merge(f, n, LG_REAL(ppoll)(f, n, &zero_ts, mask));
@@ -83,6 +95,7 @@ int lg__hook_ppoll(struct pollfd *f, nfds_t n, const struct timespec *ts, const 
 
 int lg__hook_poll_chk(struct pollfd *f, nfds_t n, int timeout, size_t fdslen)
 {
+    deliver_queued();
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim ||
         fdslen / sizeof(*f) < n || !poll_any_pending(f, n))
         return LG_REAL(poll_chk)(f, n, timeout, fdslen);
@@ -92,6 +105,7 @@ int lg__hook_poll_chk(struct pollfd *f, nfds_t n, int timeout, size_t fdslen)
 int lg__hook_ppoll_chk(struct pollfd *f, nfds_t n, const struct timespec *ts, const sigset_t *mask,
                        size_t fdslen)
 {
+    deliver_queued();
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim ||
         fdslen / sizeof(*f) < n || !poll_any_pending(f, n))
         return LG_REAL(ppoll_chk)(f, n, ts, mask, fdslen);
@@ -135,6 +149,7 @@ static int select_merge(int n, int r, fd_set *rd, fd_set *wr, fd_set *ex, const 
 
 int lg__hook_select(int n, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *tv)
 {
+    deliver_queued();
     fd_set mine;
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim || !select_pending(n, rd, &mine))
         return LG_REAL(select)(n, rd, wr, ex, tv);
@@ -149,6 +164,7 @@ int lg__hook_select(int n, fd_set *rd, fd_set *wr, fd_set *ex, struct timeval *t
 int lg__hook_pselect(int n, fd_set *rd, fd_set *wr, fd_set *ex, const struct timespec *ts,
                      const sigset_t *mask)
 {
+    deliver_queued();
     fd_set mine;
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim || !select_pending(n, rd, &mine))
         return LG_REAL(pselect)(n, rd, wr, ex, ts, mask);
@@ -289,6 +305,7 @@ static int epoll_common(int epfd, struct epoll_event *ev, int max, int *k, struc
 
 int lg__hook_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 {
+    deliver_queued();
     struct epoll_event syn[SYNTH_MAX];
     int k;
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim || !epoll_common(epfd, ev, max, &k, syn))
@@ -298,6 +315,7 @@ int lg__hook_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
 
 int lg__hook_epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask)
 {
+    deliver_queued();
     struct epoll_event syn[SYNTH_MAX];
     int k;
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim || !epoll_common(epfd, ev, max, &k, syn))
@@ -312,6 +330,7 @@ int lg__hook_epoll_pwait2(int epfd, struct epoll_event *ev, int max, const struc
         errno = ENOSYS;
         return -1;
     }
+    deliver_queued();
     struct epoll_event syn[SYNTH_MAX];
     int k;
     if (__builtin_expect(nothing_pending(), 1) || lg__in_shim || !epoll_common(epfd, ev, max, &k, syn))

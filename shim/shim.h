@@ -130,6 +130,9 @@ typedef struct lg__fd {
     struct lg__reg regs[LG__MAX_REGS];
     int nregs;
     char endpoint[64];       /* "127.0.0.1:11434" for logs and events */
+    lg_buf events;           /* engine events not yet delivered, each followed by '\n' */
+    atomic_int nevents;      /* events in `events` (written under mu; read without it
+                                to skip entries with none) */
     struct lg__fd *next_all; /* every entry ever allocated (append-only) */
     struct lg__fd *next_free;
 } lg__fd;
@@ -138,6 +141,7 @@ extern _Atomic(lg__fd *) *lg__tab; /* indexed by fd; NULL before init */
 extern atomic_size_t lg__tabsz;      /* entries in lg__tab; 0 before init */
 extern atomic_int lg__npending;      /* entries with pending > 0 (readiness fast path) */
 extern _Atomic(lg__fd *) lg__all;    /* head of the next_all list */
+extern atomic_int lg__ndeferred;     /* entries with events not yet delivered */
 
 /* The fast path: one bounds check and one load.  Async-signal-safe. */
 static inline lg__fd *lg__fd_peek(int fd)
@@ -181,14 +185,40 @@ int lg__fd_add_alias(lg__fd *e, int fd);
 /* Recompute pending after to_client changed; e locked. */
 void lg__fd_sync_pending(lg__fd *e);
 
+/* ==== Events ====
+ *
+ * The engine's events are queued in their entry (the engine's on_event,
+ * with the entry as user data, called under the entry lock) and delivered
+ * together, one emitter call for all, when the hook that produced them
+ * ends -- except in the write hooks: a request's event waits for the
+ * answer, so that the request reaches the server first and a request and
+ * its answer cost the collector one wake-up, not two.  Events never wait
+ * across a blocking call: they are delivered before the shim waits
+ * (a read with nothing to read, a flush that must wait for room), when any
+ * thread enters a readiness call (poll, select, epoll), when the fd is
+ * closed, shut down or dropped, and at exit.  Only events whose decision
+ * is "allow" are queued; any other goes out at once.  What is lost: only
+ * such allow events, queued when the process dies abruptly (SIGKILL, a
+ * crash, _exit, exec) between writing a request and its next such call. */
+
+/* on_event for an entry's engine: ud is the entry, locked by the caller. */
+void lg__fd_event(void *ud, const char *json, size_t n);
+/* Deliver e's queued events; e locked. */
+void lg__fd_deliver_locked(lg__fd *e);
+/* Deliver every entry's queued events (readiness hooks, exit).  Takes each
+ * entry's lock in turn, so the caller must hold none; with `wait` 0 it skips
+ * entries another thread holds (their holder delivers them). */
+void lg__fd_deliver_all(int wait);
+
 /* ==== Configuration, engine, events ==== */
 
 /* Decide whether a connect() destination is guarded; loads the
  * configuration (environment, policy) on first use.  1 or 0. */
 int lg__config_guarded(const struct sockaddr *sa, socklen_t len);
 /* A new engine for an endpoint, or NULL (out of memory, or no policy: the
- * caller then makes a fail-closed entry and *why says why). */
-lg_conn *lg__config_new_conn(const char *endpoint, const char **why);
+ * caller then makes a fail-closed entry and *why says why).  Its events go
+ * to lg__fd_event with `entry` as user data. */
+lg_conn *lg__config_new_conn(const char *endpoint, lg__fd *entry, const char **why);
 /* Why there is no policy (for fail-closed answers); "" when there is one. */
 const char *lg__config_policy_error(void);
 /* Flush timeout for to_server, in milliseconds. */
@@ -196,8 +226,8 @@ int lg__config_flush_ms(void);
 /* Debug log to stderr through the real write (LLMGUARD_DEBUG=1). */
 extern int lg__debug;
 void lg__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* One event from the engine to the collector (or spool). */
-void lg__event(const char *json, size_t n);
+/* Events (each iovec one JSON event) to the collector, or the spool. */
+void lg__events_send(const struct iovec *ev, size_t n);
 
 /* ==== Hooks (platform-neutral logic) ==== */
 

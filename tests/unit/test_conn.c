@@ -862,3 +862,42 @@ Test(conn, canary_marks_system_prompt_and_blocks_its_leak)
     free(req);
     lg_policy_free(pol);
 }
+
+/* The heads the engine keeps are copies of the bytes it parsed (the
+ * parsed slices are moved to the copy, not parsed twice): an unusual head
+ * -- empty lines before the request line, an empty field value, an empty
+ * reason phrase, an interim answer before the final one -- must come out
+ * exactly as it went in, at every split, with only the edits the engine
+ * makes (Accept-Encoding added). */
+Test(conn, unusual_heads_survive_the_copy)
+{
+    lg_policy *pol = load_policy(0, 0, 0);
+    const char body[] = "{\"model\":\"m\",\"stream\":false,\"prompt\":\"hello there\"}";
+    char req[1024];
+    snprintf(req, sizeof req,
+             "\r\nPOST /api/generate?x=1 HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Pad:   v  \r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    const char ans[] = "{\"model\":\"m\",\"response\":\"hi\",\"done\":true}";
+    char resp[1024];
+    snprintf(resp, sizeof resp,
+             "HTTP/1.1 100 \r\n\r\n"
+             "HTTP/1.1 200 \r\nContent-Type: application/json; charset=utf-8\r\nX-Empty:\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(ans), ans);
+    struct run r;
+    run_all_splits(pol, req, resp, &r);
+    char want[1024];
+    snprintf(want, sizeof want,
+             "\r\nPOST /api/generate?x=1 HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Pad:   v  \r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Accept-Encoding: identity\r\n\r\n%s",
+             strlen(body), body);
+    cr_assert_str_eq(s_or_empty(&r.to_server), want);
+    cr_assert_str_eq(s_or_empty(&r.to_client), resp);
+    /* The event names the request from the copied head. */
+    cr_assert_not_null(strstr(s_or_empty(&r.events), "\"method\":\"POST\",\"path\":\"/api/generate\""));
+    cr_assert_not_null(strstr(s_or_empty(&r.events), "\"status\":200"));
+    run_free(&r);
+    lg_policy_free(pol);
+}

@@ -1,6 +1,8 @@
 /* Unit tests for shim/emit.c: path resolution, ids, datagram delivery, the
  * spool fallback (collector absent, queue full, spool file consumed or
- * locked by the collector), errno preservation, threads and fork. */
+ * locked by the collector), errno preservation, threads and fork; batches
+ * (lg_emit_sendv) keep their order across datagrams and spool, and the kept
+ * connection follows a collector whose socket was replaced. */
 #include <criterion/criterion.h>
 
 #include "emit.h"
@@ -82,6 +84,13 @@ static size_t count_lines(const char *s)
 
 TestSuite(emit, .init = mk_tmp, .fini = rm_tmp);
 
+/* The collector socket and spool paths every test uses, in dir. */
+static void paths(char sp[160], char sd[160])
+{
+    snprintf(sp, 160, "%s/ev.sock", dir);
+    snprintf(sd, 160, "%s/spool", dir);
+}
+
 Test(emit, default_paths_env_and_fallbacks)
 {
     lg_emit_paths p;
@@ -160,8 +169,7 @@ Test(emit, ids_unique_across_threads)
 Test(emit, datagram_delivered_and_errno_kept)
 {
     char sp[160], sd[160];
-    snprintf(sp, sizeof sp, "%s/ev.sock", dir);
-    snprintf(sd, sizeof sd, "%s/spool", dir);
+    paths(sp, sd);
     int r = bind_dgram(sp);
     lg_emitter *e = lg_emit_open(sp, sd);
     cr_assert_not_null(e);
@@ -187,8 +195,7 @@ Test(emit, datagram_delivered_and_errno_kept)
 Test(emit, rejects_newline_empty_and_oversize)
 {
     char sp[160], sd[160];
-    snprintf(sp, sizeof sp, "%s/ev.sock", dir);
-    snprintf(sd, sizeof sd, "%s/spool", dir);
+    paths(sp, sd);
     lg_emitter *e = lg_emit_open(sp, sd);
     errno = 77;
     cr_assert_eq(lg_emit_send(e, "{\"a\":\n1}", 8), -EINVAL);
@@ -232,8 +239,7 @@ Test(emit, spools_when_collector_absent)
 Test(emit, spools_when_queue_full_then_recovers)
 {
     char sp[160], sd[160];
-    snprintf(sp, sizeof sp, "%s/ev.sock", dir);
-    snprintf(sd, sizeof sd, "%s/spool", dir);
+    paths(sp, sd);
     int r = bind_dgram(sp);
     lg_emitter *e = lg_emit_open(sp, sd);
     int sent = 0, spooled = 0;
@@ -378,6 +384,152 @@ Test(emit, fork_child_gets_own_spool_file)
     lg_emit_close(e);
     close(pfd[0]);
     close(pfd[1]);
+}
+
+/* Events of a batch arrive in order, one datagram each. */
+Test(emit, sendv_delivers_in_order)
+{
+    char sp[160], sd[160];
+    paths(sp, sd);
+    int r = bind_dgram(sp);
+    lg_emitter *e = lg_emit_open(sp, sd);
+    char ev[20][32];
+    struct iovec v[20];
+    for (int i = 0; i < 20; i++) { /* more than one internal batch */
+        int n = snprintf(ev[i], sizeof ev[i], "{\"n\":%d}", i);
+        v[i] = (struct iovec){ev[i], (size_t)n};
+    }
+    errno = 31;
+    cr_assert_eq(lg_emit_sendv(e, v, 10), 0);
+    cr_assert_eq(errno, 31);
+    char buf[64];
+    for (int i = 0; i < 10; i++) {
+        ssize_t k = recv(r, buf, sizeof buf, MSG_DONTWAIT);
+        cr_assert_eq(k, (ssize_t)v[i].iov_len);
+        cr_assert_eq(memcmp(buf, ev[i], (size_t)k), 0, "datagram %d out of order", i);
+    }
+    cr_assert_lt(recv(r, buf, sizeof buf, MSG_DONTWAIT), 0);
+    lg_emit_stats st;
+    lg_emit_get_stats(e, &st);
+    cr_assert_eq(st.sent, 10);
+    lg_emit_close(e);
+    close(r);
+}
+
+/* A batch that meets a full queue: what the socket took comes first, the
+ * rest is spooled, and together they are the batch in its order. */
+Test(emit, sendv_spills_the_rest_in_order)
+{
+    char sp[160], sd[160];
+    paths(sp, sd);
+    int r = bind_dgram(sp); /* never read until the end */
+    lg_emitter *e = lg_emit_open(sp, sd);
+    enum { N = 100 };
+    static char ev[N][32];
+    struct iovec v[N];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(ev[i], sizeof ev[i], "{\"n\":%d}", i);
+        v[i] = (struct iovec){ev[i], (size_t)n};
+    }
+    cr_assert_eq(lg_emit_sendv(e, v, N), 1, "a never-read socket must fill and spill");
+    char got[N * 32] = "";
+    size_t gl = 0;
+    char buf[64];
+    ssize_t k;
+    while ((k = recv(r, buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+        memcpy(got + gl, buf, (size_t)k);
+        gl += (size_t)k;
+        got[gl++] = '\n';
+    }
+    cr_assert_gt(gl, 0);
+    int nf;
+    const char *sp_lines = read_spool(sd, &nf);
+    cr_assert_eq(nf, 1);
+    memcpy(got + gl, sp_lines, strlen(sp_lines) + 1);
+    char want[N * 32] = "";
+    for (int i = 0; i < N; i++) {
+        strcat(want, ev[i]);
+        strcat(want, "\n");
+    }
+    cr_assert_str_eq(got, want);
+    lg_emit_stats st;
+    lg_emit_get_stats(e, &st);
+    cr_assert_eq(st.sent + st.spooled, N);
+    cr_assert_eq(st.dropped, 0);
+    lg_emit_close(e);
+    close(r);
+}
+
+/* An invalid event is refused; the others of its batch still go. */
+Test(emit, sendv_skips_invalid_events)
+{
+    char sp[160], sd[160];
+    paths(sp, sd);
+    int r = bind_dgram(sp);
+    lg_emitter *e = lg_emit_open(sp, sd);
+    struct iovec v[3] = {{(void *)"{\"a\":1}", 7}, {(void *)"{\"b\":\n2}", 8}, {(void *)"{\"c\":3}", 7}};
+    cr_assert_eq(lg_emit_sendv(e, v, 3), -EINVAL);
+    char buf[64];
+    cr_assert_eq(recv(r, buf, sizeof buf, MSG_DONTWAIT), 7);
+    cr_assert_eq(memcmp(buf, "{\"a\":1}", 7), 0);
+    cr_assert_eq(recv(r, buf, sizeof buf, MSG_DONTWAIT), 7);
+    cr_assert_eq(memcmp(buf, "{\"c\":3}", 7), 0);
+    lg_emit_close(e);
+    close(r);
+}
+
+/* The socket stays connected between events; when the collector comes back
+ * on a new socket at the same path, the next event finds it at once. */
+Test(emit, follows_a_replaced_collector_socket)
+{
+    char sp[160], sd[160];
+    paths(sp, sd);
+    int a = bind_dgram(sp);
+    lg_emitter *e = lg_emit_open(sp, sd);
+    cr_assert_eq(lg_emit_send(e, "{\"n\":1}", 7), 0);
+    char buf[64];
+    cr_assert_eq(recv(a, buf, sizeof buf, MSG_DONTWAIT), 7);
+    close(a); /* the collector dies ... */
+    unlink(sp);
+    int b = bind_dgram(sp); /* ... and a new one binds the path */
+    cr_assert_eq(lg_emit_send(e, "{\"n\":2}", 7), 0, "must reconnect, not spool");
+    cr_assert_eq(recv(b, buf, sizeof buf, MSG_DONTWAIT), 7);
+    cr_assert_eq(memcmp(buf, "{\"n\":2}", 7), 0);
+    lg_emit_stats st;
+    lg_emit_get_stats(e, &st);
+    cr_assert_eq(st.sent, 2);
+    cr_assert_eq(st.spooled, 0);
+    lg_emit_close(e);
+    close(b);
+}
+
+/* The old socket is still open somewhere (a stale keeper) and full, while
+ * a new collector listens at the path: events spool (nothing lost) and,
+ * once the old peer has stayed full for a second, go to the new one. */
+Test(emit, leaves_a_peer_that_stays_full)
+{
+    char sp[160], sd[160], old[170];
+    snprintf(sp, sizeof sp, "%s/ev.sock", dir);
+    snprintf(sd, sizeof sd, "%s/spool", dir);
+    snprintf(old, sizeof old, "%s/old.sock", dir);
+    int a = bind_dgram(sp);
+    lg_emitter *e = lg_emit_open(sp, sd);
+    int rc;
+    while ((rc = lg_emit_send(e, "{\"f\":1}", 7)) == 0)
+        ;
+    cr_assert_eq(rc, 1, "the queue filled up and the event was spooled");
+    cr_assert_eq(rename(sp, old), 0); /* the old socket lives on elsewhere */
+    int b = bind_dgram(sp);
+    cr_assert_eq(lg_emit_send(e, "{\"f\":2}", 7), 1, "still the old peer: spooled");
+    usleep(1100 * 1000);
+    cr_assert_eq(lg_emit_send(e, "{\"f\":3}", 7), 1, "this one finds it still full");
+    cr_assert_eq(lg_emit_send(e, "{\"f\":4}", 7), 0, "then the path is looked up again");
+    char buf[64];
+    cr_assert_eq(recv(b, buf, sizeof buf, MSG_DONTWAIT), 7);
+    cr_assert_eq(memcmp(buf, "{\"f\":4}", 7), 0);
+    lg_emit_close(e);
+    close(a);
+    close(b);
 }
 
 Test(emit, mkdir_private_refuses_foreign_dirs)
