@@ -144,19 +144,21 @@ static int enforcing(const lg_conn *c)
     return c->pol->mode == LG_MODE_ENFORCE;
 }
 
-/* Fold findings into a decision: the strongest action the rules ask for
- * (restoring a placeholder is not a decision) and the first blocking rule.
- * It reports what the rules ask for also in monitor mode, where nothing
- * is changed: "would have blocked". */
-static int tally(const lg_findings *f, int strongest, const lg_rule **blocker)
+/* Fold findings into a decision: the strongest action taken (restoring a
+ * placeholder is not a decision) and the first blocking rule.  In monitor
+ * mode, where nothing is changed, it is what the rules ask for: "would
+ * have blocked".  In enforce mode a finding's own action counts: one in
+ * decoded text (scan.h) is only logged, whatever its rule does elsewhere. */
+static int tally(const lg_conn *c, const lg_findings *f, int strongest, const lg_rule **blocker)
 {
     for (size_t k = 0; k < f->n; k++) {
         const lg_rule *r = f->v[k].rule;
         if (r->restore)
             continue;
-        if (r->action > strongest)
-            strongest = r->action;
-        if (r->action == LG_ACT_BLOCK && blocker && !*blocker)
+        int act = enforcing(c) ? f->v[k].action : r->action;
+        if (act > strongest)
+            strongest = act;
+        if (act == LG_ACT_BLOCK && blocker && !*blocker)
             *blocker = r;
     }
     return strongest;
@@ -482,7 +484,7 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
             rc = a;
             break;
         }
-        strongest = tally(&tr[i].f, strongest, &blocker);
+        strongest = tally(c, &tr[i].f, strongest, &blocker);
         tr[i].action = a;
     }
 
@@ -1148,7 +1150,7 @@ static int stream_event(lg_conn *c, const char *reason)
         struct field *f = &c->fields[i];
         et[i] = (lg_event_text){ f->key, NULL, f->orig.data ? f->orig.data : "", f->orig.len,
                                  f->found.v, f->found.n };
-        strongest = tally(&f->found, strongest, NULL);
+        strongest = tally(c, &f->found, strongest, NULL);
     }
     return response_event(c, et, c->nfields, strongest, reason);
 }
@@ -1267,7 +1269,7 @@ static int whole_answer(lg_conn *c)
             break;
         }
         tr[i].action = a;
-        strongest = tally(&tr[i].f, strongest, &blocker);
+        strongest = tally(c, &tr[i].f, strongest, &blocker);
         changed |= text_changed(&tr[i]);
         et[i] = (lg_event_text){ t->loc->field, t->path, txt, tr[i].orig.len, tr[i].f.v, tr[i].f.n };
     }
