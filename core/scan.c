@@ -2701,7 +2701,8 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
     int want_norm = 0;
     for (size_t i = 0; i < pol->nrules; i++) {
         const lg_rule *r = &pol->rules[i];
-        if (applies(r, ss->on, ss->role) && !r->raw && !r->restore)
+        sc->rview[i] = (unsigned char)applies(r, ss->on, ss->role); /* the view comes below */
+        if (sc->rview[i] && !r->raw && !r->restore)
             want_norm = 1;
     }
     int have_norm = 0;
@@ -2726,10 +2727,8 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
         const lg_rule *r = &pol->rules[i];
         sc->cand[i].n = 0;
         sc->seen[i] = 0;
-        if (!applies(r, ss->on, ss->role)) {
-            sc->rview[i] = 0;
+        if (!sc->rview[i])
             continue;
-        }
         unsigned char w = (r->raw || r->restore || !have_norm) ? 1 : 2;
         sc->rview[i] = w;
         size_t po = ss->resume[i] > ss->base + u ? ss->resume[i] - ss->base : u;
@@ -2781,6 +2780,13 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
             continue;
         const view *vw = sc->rview[i] == 1 ? &vr : &vn;
         size_t h;
+        if (final && !sc->ref && sc->pf[i].ok && !sc->cand[i].n) {
+            /* what rule_pass finds without a candidate or a tail window:
+             * nothing, so no call (most rules on most texts) */
+            sc->hold[i] = v_ostart(vw, vw->end);
+            ss->resume[i] = ss->base + sc->hold[i];
+            continue;
+        }
         rc = rule_pass(ss, i, vw, sc->vpos[i], partial, (size_t)-1, v, &h, NULL);
         if (rc)
             return rc;
@@ -2918,14 +2924,25 @@ typedef struct dscan {
 static int decode_level(dscan *D, const char *text, size_t n, int depth, size_t ostart,
                         size_t oend)
 {
-    char *buf = malloc(LG_DECODE_OUT);
-    if (!buf)
-        return LG_E_NOMEM;
+    char *buf = NULL; /* allocated at the first run: most texts have none */
     lg_decode_iter it = { 0 };
     lg_decoded d;
     int rc = LG_OK, got;
     while (rc == LG_OK && D->runs < LG_DECODE_RUNS &&
-           (got = lg_decode_next(text, n, &it, &d, buf, LG_DECODE_OUT)) == 1) {
+           (got = lg_decode_next(text, n, &it, &d, buf, buf ? LG_DECODE_OUT : 0)) == 1) {
+        if (!buf) {
+            /* found with spans only: decode this run again, into a buffer */
+            if (!(buf = malloc(LG_DECODE_OUT)))
+                return LG_E_NOMEM;
+            lg_decode_iter one = { .pos = d.start };
+            lg_decoded d2;
+            if (lg_decode_next(text, d.end, &one, &d2, buf, LG_DECODE_OUT) != 1 ||
+                d2.start != d.start || d2.end != d.end) {
+                free(buf); /* cannot happen: the same run, found again */
+                return LG_E_STATE;
+            }
+            d = d2;
+        }
         D->runs++;
         size_t a = depth ? ostart : d.start, b = depth ? oend : d.end;
         lg_buf_reset(&D->scratch);
@@ -2962,7 +2979,8 @@ int lg_scan_text(lg_scanner *s, unsigned on, unsigned role, unsigned flags,
 {
     size_t first = f ? f->n : 0;
     int rc = scan_whole(s, on, role, flags, text, n, v, out, f);
-    if (rc < 0 || rc == LG_ACT_BLOCK || !(on & LG_ON_PROMPT) || !s->p->decode || !n)
+    /* no run is shorter than 16 bytes (decode.h) */
+    if (rc < 0 || rc == LG_ACT_BLOCK || !(on & LG_ON_PROMPT) || !s->p->decode || n < 16)
         return rc;
     lg_findings none;
     lg_findings_init(&none, 0);
