@@ -79,16 +79,20 @@ void lg_sha256_update(lg_sha256 *s, const void *p, size_t n)
 
 void lg_sha256_final(lg_sha256 *s, uint8_t out[32])
 {
+    /* 0x80, zeros to 56 mod 64, the bit length: a block at a time (one
+     * hash per event; padding byte by byte cost more than compressing) */
     uint64_t bits = s->bytes * 8;
-    uint8_t pad = 0x80;
-    lg_sha256_update(s, &pad, 1);
-    pad = 0;
-    while (s->fill != 56)
-        lg_sha256_update(s, &pad, 1);
-    uint8_t len[8];
+    s->block[s->fill++] = 0x80;
+    if (s->fill > 56) {
+        memset(s->block + s->fill, 0, 64 - s->fill);
+        compress(s->h, s->block);
+        s->fill = 0;
+    }
+    memset(s->block + s->fill, 0, 56 - s->fill);
     for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t)(bits >> (56 - 8 * i));
-    lg_sha256_update(s, len, 8);
+        s->block[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    compress(s->h, s->block);
+    s->fill = 0;
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(s->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(s->h[i] >> 16);
