@@ -40,6 +40,7 @@ def serve(d, delay):
     evs.bind(os.path.join(d, "ev.sock"))
     lock = threading.Lock()
     seen = []  # datagrams received so far
+    nreq = [0]  # requests received so far
 
     def drain(timeout):
         r, _, _ = select.select([evs], [], [], timeout)
@@ -88,17 +89,24 @@ def serve(d, delay):
                     return
                 buf += k
             buf = buf[n:]
+            # Wait for this request's event while the client waits for us.
+            # Counted, not compared with a snapshot: the event may arrive
+            # before this thread has finished reading the request.
             with lock:
-                before = len(seen)
-            # Wait for the request's event while the client waits for us.
+                nreq[0] += 1
+                want = nreq[0]
+
+            def requests_seen():
+                return sum(1 for x in seen if b'"direction":"request"' in x)
+
             deadline = time.time() + delay
             while time.time() < deadline:
                 with lock:
-                    if len(seen) > before:
+                    if requests_seen() >= want:
                         break
                 time.sleep(0.005)
             with lock:
-                early = len(seen) > before
+                early = requests_seen() >= want
             with open(os.path.join(d, "answers"), "a") as f:
                 f.write("early\n" if early else "late\n")
             body = json.dumps({"model": "m", "created_at": "2023-11-14T22:13:20Z",
