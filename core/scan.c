@@ -73,7 +73,15 @@ int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off)
     }
     /* JIT failure (no JIT on this platform, or out of executable memory) is
      * not an error: pcre2_match falls back to the interpreter. */
-    (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD);
+    /* Partial matching is for streamed answers; a prompt-only rule is
+     * matched whole (lg_scan_text), so its partial-mode JIT code would
+     * never run, and compiling it is a large part of loading a policy
+     * (paid at a guarded program's first connection).  A partial match of
+     * such a rule, if ever asked for, runs in the interpreter: same result. */
+    uint32_t jit = PCRE2_JIT_COMPLETE;
+    if (r->on != LG_ON_PROMPT)
+        jit |= PCRE2_JIT_PARTIAL_HARD;
+    (void)pcre2_jit_compile(code, jit);
     r->code = code;
     return LG_OK;
 }

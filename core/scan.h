@@ -73,7 +73,8 @@ void lg_findings_free(lg_findings *f);
 int lg_findings_add(lg_findings *f, const lg_rule *rule, size_t start, size_t end, int action);
 
 /* Compile r->pattern into r->code: PCRE2 with UTF and UCP, JIT with
- * PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD (falling back to the
+ * PCRE2_JIT_COMPLETE, and PCRE2_JIT_PARTIAL_HARD unless the rule is for
+ * prompts only, which are scanned whole (falling back to the
  * interpreter when JIT is unavailable).  On a bad pattern returns LG_E_REGEX
  * with PCRE2's message in err and the offset in the pattern in *err_off.
  * The policy loader calls this for every rule. */
