@@ -89,7 +89,8 @@ typedef struct lg_rule {
     int builtin;       /* from a compiled-in pack */
     const char *src;   /* file (or pack name) it was defined in; owned by the policy */
     int line, col;     /* where it was defined, for diagnostics */
-    void *code;        /* pcre2_code *, JIT-compiled with PCRE2_JIT_PARTIAL_HARD; owned */
+    void *code;        /* pcre2_code * (interpreted); owned */
+    void *jit;         /* internal (scan.c): its JIT-compiled copy, made on demand; owned */
     char *note;        /* what the rule catches and what it must not; may be "" */
 } lg_rule;
 

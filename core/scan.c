@@ -20,6 +20,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,17 @@
 #include "validate.h"
 
 /* ==== Rule compilation ==== */
+
+/* A rule's JIT-compiled code, made on demand (rule_code).  Policies are
+ * shared by every thread of a guarded program, so the copy is published
+ * with an atomic pointer: a thread that finds it missing, or being made by
+ * another thread, matches with the interpreted code meanwhile. */
+typedef struct rjit {
+    _Atomic(pcre2_code *) code; /* JIT-compiled copy of the rule's code; owned */
+    atomic_size_t work;         /* bytes of work done without it */
+    atomic_flag claimed;        /* a thread took on making it */
+    uint32_t opts;              /* PCRE2_JIT_* */
+} rjit;
 
 int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off)
 {
@@ -71,27 +83,104 @@ int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off)
             *err_off = (size_t)eoff;
         return LG_E_REGEX;
     }
-    /* JIT failure (no JIT on this platform, or out of executable memory) is
-     * not an error: pcre2_match falls back to the interpreter. */
+    rjit *j = calloc(1, sizeof *j);
+    if (!j) {
+        pcre2_code_free(code);
+        return LG_E_NOMEM;
+    }
     /* Partial matching is for streamed answers; a prompt-only rule is
      * matched whole (lg_scan_text), so its partial-mode JIT code would
-     * never run, and compiling it is a large part of loading a policy
-     * (paid at a guarded program's first connection).  A partial match of
-     * such a rule, if ever asked for, runs in the interpreter: same result. */
-    uint32_t jit = PCRE2_JIT_COMPLETE;
+     * never run.  A partial match of such a rule, if ever asked for, runs
+     * in the interpreter: same result. */
+    j->opts = PCRE2_JIT_COMPLETE;
     if (r->on != LG_ON_PROMPT)
-        jit |= PCRE2_JIT_PARTIAL_HARD;
-    (void)pcre2_jit_compile(code, jit);
+        j->opts |= PCRE2_JIT_PARTIAL_HARD;
+    atomic_init(&j->code, NULL);
+    atomic_init(&j->work, 0);
+    atomic_flag_clear(&j->claimed);
     r->code = code;
+    r->jit = j;
     return LG_OK;
 }
 
 void lg_rule_free_code(lg_rule *r)
 {
-    if (!r || !r->code)
+    if (!r)
         return;
+    rjit *j = r->jit;
+    if (j) {
+        pcre2_code_free(atomic_load(&j->code));
+        free(j);
+        r->jit = NULL;
+    }
     pcre2_code_free((pcre2_code *)r->code);
     r->code = NULL;
+}
+
+/* Make the JIT-compiled copy unless another thread is making it (or made
+ * it and failed: no JIT on this platform, or no executable memory; the
+ * interpreter gives the same results). */
+static const pcre2_code *jit_make(const lg_rule *r, rjit *j)
+{
+    if (!j)
+        return r->code;
+    pcre2_code *c = atomic_load_explicit(&j->code, memory_order_acquire);
+    if (c)
+        return c;
+    if (atomic_flag_test_and_set_explicit(&j->claimed, memory_order_acq_rel))
+        return r->code;
+    c = pcre2_code_copy(r->code);
+    if (c && pcre2_jit_compile(c, j->opts) == 0) {
+        atomic_store_explicit(&j->code, c, memory_order_release);
+        return c;
+    }
+    pcre2_code_free(c);
+    return r->code;
+}
+
+/* The code to match r with for a call over about `bytes` of subject: the
+ * JIT copy once made, else the interpreted code, and the JIT copy is made
+ * once the rule has done JIT_AFTER bytes of work.  Compiling a rule's JIT
+ * code costs as much as matching hundreds of kilobytes in the
+ * interpreter, and most rules of a policy never match more than a few
+ * short candidate windows, so compiling every rule when the policy loads
+ * (at a guarded program's first connection to a model) made that first
+ * request slow for nothing.  JIT code and the interpreter find the same
+ * complete matches; only the work limits count differently (a
+ * pathological subject may stop on a limit in one and not the other,
+ * reported as LG_E_MATCH either way).  Partial matching is another
+ * matter: on a subject ending in invalid UTF-8 the interpreter reports a
+ * partial match where the JIT code reports none, so streamed scans
+ * (partial mode) always use the JIT code, made at the first such call, to
+ * stay identical to whole-text scans.  (Only while another thread is
+ * still making it does a partial call run in the interpreter.) */
+#define JIT_AFTER (64u << 10)
+#define JIT_CALL_COST 2048u /* per call: the interpreter's extra fixed cost, in bytes of work */
+
+static const pcre2_code *rule_code(const lg_rule *r, size_t bytes)
+{
+    rjit *j = r->jit;
+    if (!j)
+        return r->code;
+    pcre2_code *c = atomic_load_explicit(&j->code, memory_order_acquire);
+    if (c)
+        return c;
+    size_t before = atomic_fetch_add_explicit(&j->work, bytes + JIT_CALL_COST, memory_order_relaxed);
+    if (before + bytes + JIT_CALL_COST < JIT_AFTER)
+        return r->code;
+    return jit_make(r, j);
+}
+
+const void *lg_rule_jit_code(const lg_rule *r, int make)
+{
+    rjit *j = r ? r->jit : NULL;
+    if (!j)
+        return NULL;
+    if (make) {
+        const pcre2_code *c = jit_make(r, j);
+        return c != r->code ? c : NULL;
+    }
+    return atomic_load_explicit(&j->code, memory_order_acquire);
 }
 
 /* Characters of lookbehind the pattern needs (\b and \B count one). */
@@ -331,9 +420,24 @@ static void set_high(unsigned char *b)
     memset(b + 16, 0xFF, 16);
 }
 
+/* Sets are made and dropped by the thousand while a policy loads (two per
+ * literal character); only the first n entries are ever read, so neither
+ * making nor copying one touches the rest of its 1.7 KB. */
 static xset *x_new(void)
 {
-    return calloc(1, sizeof(xset));
+    xset *x = malloc(sizeof *x);
+    if (x)
+        x->n = 0;
+    return x;
+}
+
+static void x_copy(xset *d, const xset *x)
+{
+    d->n = x->n;
+    memcpy(d->len, x->len, x->n);
+    memcpy(d->ic, x->ic, x->n);
+    for (size_t i = 0; i < x->n; i++)
+        memcpy(d->s[i], x->s[i], x->len[i]);
 }
 
 static void an_free(an *a)
@@ -347,7 +451,7 @@ static xset *x_dup(const xset *x)
 {
     xset *r = x ? x_new() : NULL;
     if (r)
-        memcpy(r, x, sizeof *r);
+        x_copy(r, x);
     return r;
 }
 
@@ -377,6 +481,11 @@ static int x_add(xset *x, const char *s0, size_t l, int ic)
         lower(s, l);
     for (size_t i = 0; i < x->n; i++) {
         if (x->len[i] != l)
+            continue;
+        /* most entries differ in their first byte (the sets are products
+         * of alternatives), so reject on it before comparing */
+        if (l && x->s[i][0] != s[0] &&
+            (!ic || x->ic[i] || (x->s[i][0] | 0x20) != s[0] || x->s[i][0] < 'A' || x->s[i][0] > 'Z'))
             continue;
         if (memcmp(x->s[i], s, l) == 0 && (x->ic[i] || !ic)) {
             return 0;
@@ -1386,10 +1495,9 @@ static int branch_pick(an *items, size_t ni, size_t bi, rpf *f, size_t *picked)
         const xset *src = items[a].x ? items[a].x : items[a].pf;
         if (!src)
             continue;
-        xset *x = x_new();
+        xset *x = x_dup(src);
         if (!x)
             break;
-        memcpy(x, src, sizeof *x);
         for (size_t b = a;;) {
             int empty = 0;
             unsigned long long cost = 0;
@@ -1411,10 +1519,9 @@ static int branch_pick(an *items, size_t ni, size_t bi, rpf *f, size_t *picked)
             if (!empty && x->n && cost < best) {
                 best = cost;
                 free(bx);
-                bx = x_new();
+                bx = x_dup(x);
                 if (!bx)
                     break;
-                memcpy(bx, x, sizeof *x);
                 ba = a;
             }
             if (!items[b].x || ++b >= ni)
@@ -2334,9 +2441,10 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
                 mend++;
             mopts &= ~(uint32_t)PCRE2_PARTIAL_HARD;
         }
-        int rc = pcre2_match(r->code, (PCRE2_SPTR)w, mend, ws, mopts, sc->md, sc->mctx);
+        const pcre2_code *code = partial ? jit_make(r, r->jit) : rule_code(r, mend - ws);
+        int rc = pcre2_match(code, (PCRE2_SPTR)w, mend, ws, mopts, sc->md, sc->mctx);
         if (mend < end && (rc == PCRE2_ERROR_PARTIAL || (rc >= 0 && ov[1] + 4 >= mend)))
-            rc = pcre2_match(r->code, (PCRE2_SPTR)w, end, ws, opts, sc->md, sc->mctx);
+            rc = pcre2_match(code, (PCRE2_SPTR)w, end, ws, opts, sc->md, sc->mctx);
         if (rc == PCRE2_ERROR_NOMATCH) {
             if (lim != PCRE2_UNSET) {
                 pos = next_char(w, lim, end);

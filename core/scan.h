@@ -72,16 +72,24 @@ void lg_findings_reset(lg_findings *f);
 void lg_findings_free(lg_findings *f);
 int lg_findings_add(lg_findings *f, const lg_rule *rule, size_t start, size_t end, int action);
 
-/* Compile r->pattern into r->code: PCRE2 with UTF and UCP, JIT with
- * PCRE2_JIT_COMPLETE, and PCRE2_JIT_PARTIAL_HARD unless the rule is for
- * prompts only, which are scanned whole (falling back to the
- * interpreter when JIT is unavailable).  On a bad pattern returns LG_E_REGEX
- * with PCRE2's message in err and the offset in the pattern in *err_off.
- * The policy loader calls this for every rule. */
+/* Compile r->pattern into r->code: PCRE2 with UTF and UCP.  JIT code
+ * (PCRE2_JIT_COMPLETE, and PCRE2_JIT_PARTIAL_HARD unless the rule is for
+ * prompts only, which are scanned whole) is made later, in a copy, once
+ * the scanner has matched enough text with the rule to pay for it; until
+ * then, and where JIT is unavailable, the interpreter runs (same results).
+ * On a bad pattern returns LG_E_REGEX with PCRE2's message in err and the
+ * offset in the pattern in *err_off.  The policy loader calls this for
+ * every rule.  Not thread-safe against scans of the same rule. */
 int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off);
 
-/* Release r->code (safe on a rule never compiled). */
+/* Release r->code and its JIT copy (safe on a rule never compiled). */
 void lg_rule_free_code(lg_rule *r);
+
+/* The rule's JIT-compiled code (a pcre2_code *, owned by the rule), made
+ * now when make is set and it does not exist yet; NULL when there is none
+ * (not made yet, JIT unavailable, or being made by another thread).
+ * Thread-safe.  For benchmarks that match rules directly, and tests. */
+const void *lg_rule_jit_code(const lg_rule *r, int make);
 
 /* PCRE2_INFO_MAXLOOKBEHIND of a compiled rule, in bytes (upper bound). */
 size_t lg_rule_lookbehind(const lg_rule *r);

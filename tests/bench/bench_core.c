@@ -98,7 +98,10 @@ static void bench_scan(const lg_policy *pol)
         t0 = now_s();
         nnaive = 0;
         for (size_t i = 0; i < pol->nrules; i++) {
-            const pcre2_code *code = pol->rules[i].code;
+            /* the JIT code, as the engine uses once a rule has worked */
+            const pcre2_code *code = lg_rule_jit_code(&pol->rules[i], 1);
+            if (!code)
+                code = pol->rules[i].code;
             PCRE2_SIZE off = 0;
             while (off <= n) {
                 int rc = pcre2_match(code, (PCRE2_SPTR)text, n, off, 0, md, NULL);

@@ -224,9 +224,15 @@ Test(scan_compile, lookbehind_and_jit)
     lg_rule r = { .pattern = "(?<=token=)x" };
     cr_assert_eq(lg_rule_compile(&r, NULL, 0, NULL), LG_OK);
     cr_assert_eq(lg_rule_lookbehind(&r), 6 * 4);
-    size_t jsz = 0;
+    size_t jsz = 1;
     cr_assert_eq(pcre2_pattern_info(r.code, PCRE2_INFO_JITSIZE, &jsz), 0);
+    cr_assert_eq(jsz, 0, "no JIT code until asked for");
+    cr_assert_null(lg_rule_jit_code(&r, 0));
+    const pcre2_code *j = lg_rule_jit_code(&r, 1);
+    cr_assert_not_null(j);
+    cr_assert_eq(pcre2_pattern_info(j, PCRE2_INFO_JITSIZE, &jsz), 0);
     cr_assert_gt(jsz, 0, "JIT compiled");
+    cr_assert_eq(lg_rule_jit_code(&r, 1), j, "made once");
     /* recompiling replaces the code without leaking */
     cr_assert_eq(lg_rule_compile(&r, NULL, 0, NULL), LG_OK);
     lg_rule_free_code(&r);
@@ -1248,5 +1254,32 @@ Test(scan_decode, nesting_is_bounded)
     cr_assert_eq(r.f[0].start, 2);
     cr_assert_eq(r.f[0].end, strlen(one) - 2);
     assert_untouched(&t.p, LG_ON_PROMPT, two);
+    tpol_free(&t);
+}
+
+/* A rule runs in the interpreter until it has matched enough text to pay
+ * for its JIT code, then in the JIT code, with the same results. */
+Test(scan_compile, jit_code_made_after_enough_work)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    const lg_rule *email = &t.r[0];
+    cr_assert_str_eq(email->id, "pii.email");
+    const char *one = "write to bob@example.org today. ";
+    size_t first = whole_findings(&t.p, LG_SCAN_ENFORCE, one);
+    cr_assert_eq(first, 1);
+    cr_assert_null(lg_rule_jit_code(email, 0), "one short match: still interpreted");
+    for (int i = 0; i < 4; i++)
+        cr_assert_null(lg_rule_jit_code(&t.r[i + 1], 0));
+    lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    while (b.len < (200u << 10))
+        lg_buf_puts(&b, one);
+    size_t many = whole_findings(&t.p, LG_SCAN_ENFORCE, b.data);
+    cr_assert_not_null(lg_rule_jit_code(email, 0), "made once the rule has done enough work");
+    cr_assert_eq(whole_findings(&t.p, LG_SCAN_ENFORCE, one), first, "same result in JIT code");
+    cr_assert_gt(many, 1);
+    lg_buf_free(&b);
     tpol_free(&t);
 }
