@@ -7,6 +7,7 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <pthread.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -1281,5 +1282,77 @@ Test(scan_compile, jit_code_made_after_enough_work)
     cr_assert_eq(whole_findings(&t.p, LG_SCAN_ENFORCE, one), first, "same result in JIT code");
     cr_assert_gt(many, 1);
     lg_buf_free(&b);
+    tpol_free(&t);
+}
+
+/* Threads sharing a policy race to make a rule's JIT code: each scans
+ * with its own scanner while the code is made and published, and every
+ * scan finds the same matches (ASan sees any use of a half-made copy). */
+typedef struct jit_race {
+    const lg_policy *p;
+    const char *text;
+    size_t n, found;
+    int bad;
+} jit_race;
+
+static void *jit_race_thread(void *arg)
+{
+    jit_race *J = arg;
+    lg_scanner *sc = lg_scanner_new(J->p);
+    lg_buf out;
+    lg_findings f;
+    lg_buf_init(&out, 1 << 20);
+    lg_findings_init(&f, 1 << 12);
+    for (int i = 0; i < 40 && sc; i++) {
+        lg_buf_reset(&out);
+        lg_findings_reset(&f);
+        lg_scan_text(sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, J->text, J->n, NULL, &out, &f);
+        if (f.n != J->found)
+            J->bad = 1;
+    }
+    lg_findings_free(&f);
+    lg_buf_free(&out);
+    lg_scanner_free(sc);
+    return NULL;
+}
+
+Test(scan_compile, jit_code_made_while_threads_scan)
+{
+    tpol t;
+    tpol_init(&t);
+    std_rules(&t);
+    lg_buf b;
+    lg_buf_init(&b, 1 << 20);
+    while (b.len < (8u << 10))
+        lg_buf_puts(&b, "cat: mail bob@example.org, card 4111 1111 1111 1111. ");
+    /* the expected count, from a copy of the rules */
+    tpol ref;
+    tpol_init(&ref);
+    std_rules(&ref);
+    lg_scanner *sc = lg_scanner_new(&ref.p);
+    lg_findings f;
+    lg_findings_init(&f, 1 << 12);
+    lg_buf out;
+    lg_buf_init(&out, 1 << 20);
+    lg_scan_text(sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, b.data, b.len, NULL, &out, &f);
+    size_t want = f.n;
+    cr_assert_gt(want, 100);
+    enum { NT = 6 };
+    jit_race J[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        J[i] = (jit_race){ .p = &t.p, .text = b.data, .n = b.len, .found = want };
+        cr_assert_eq(pthread_create(&th[i], NULL, jit_race_thread, &J[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(J[i].bad, 0, "thread %d saw a different result", i);
+    }
+    cr_assert_not_null(lg_rule_jit_code(&t.r[0], 0), "made during the race");
+    lg_findings_free(&f);
+    lg_buf_free(&out);
+    lg_scanner_free(sc);
+    lg_buf_free(&b);
+    tpol_free(&ref);
     tpol_free(&t);
 }
