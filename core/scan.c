@@ -88,13 +88,13 @@ int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off)
         pcre2_code_free(code);
         return LG_E_NOMEM;
     }
-    /* Partial matching is for streamed answers; a prompt-only rule is
-     * matched whole (lg_scan_text), so its partial-mode JIT code would
-     * never run.  A partial match of such a rule, if ever asked for, runs
-     * in the interpreter: same result. */
-    j->opts = PCRE2_JIT_COMPLETE;
-    if (r->on != LG_ON_PROMPT)
-        j->opts |= PCRE2_JIT_PARTIAL_HARD;
+    /* Partial-mode code too, whatever the rule is for: without it a
+     * partial match runs in the interpreter, whose partial matching is
+     * wrong on invalid UTF-8 (PCRE2 10.42: "a@b.cd\x99 " gives no match
+     * where a complete one exists; found by the scan fuzzer streaming a
+     * prompt).  Now that JIT code is made on demand this costs nothing for
+     * rules never streamed. */
+    j->opts = PCRE2_JIT_COMPLETE | PCRE2_JIT_PARTIAL_HARD;
     atomic_init(&j->code, NULL);
     atomic_init(&j->work, 0);
     atomic_flag_clear(&j->claimed);
@@ -149,11 +149,12 @@ static const pcre2_code *jit_make(const lg_rule *r, rjit *j)
  * complete matches; only the work limits count differently (a
  * pathological subject may stop on a limit in one and not the other,
  * reported as LG_E_MATCH either way).  Partial matching is another
- * matter: on a subject ending in invalid UTF-8 the interpreter reports a
- * partial match where the JIT code reports none, so streamed scans
- * (partial mode) always use the JIT code, made at the first such call, to
- * stay identical to whole-text scans.  (Only while another thread is
- * still making it does a partial call run in the interpreter.) */
+ * matter: on subjects holding invalid UTF-8 the interpreter's partial
+ * results differ from the JIT code's, and are sometimes wrong (see
+ * lg_rule_compile), so streamed scans (partial mode) always use the JIT
+ * code, made at the first such call, to stay identical to whole-text
+ * scans.  Only while another thread is still making it, or where there is
+ * no JIT, does a partial call run in the interpreter. */
 #define JIT_AFTER (64u << 10)
 #define JIT_CALL_COST 2048u /* per call: the interpreter's extra fixed cost, in bytes of work */
 

@@ -73,10 +73,10 @@ void lg_findings_free(lg_findings *f);
 int lg_findings_add(lg_findings *f, const lg_rule *rule, size_t start, size_t end, int action);
 
 /* Compile r->pattern into r->code: PCRE2 with UTF and UCP.  JIT code
- * (PCRE2_JIT_COMPLETE, and PCRE2_JIT_PARTIAL_HARD unless the rule is for
- * prompts only, which are scanned whole) is made later, in a copy, once
- * the scanner has matched enough text with the rule to pay for it; until
- * then, and where JIT is unavailable, the interpreter runs (same results).
+ * (complete and partial modes) is made later, in a copy, once the scanner
+ * has matched enough text with the rule to pay for it, or at the rule's
+ * first partial match (streaming); until then, and where JIT is
+ * unavailable, the interpreter runs.
  * On a bad pattern returns LG_E_REGEX with PCRE2's message in err and the
  * offset in the pattern in *err_off.  The policy loader calls this for
  * every rule.  Not thread-safe against scans of the same rule. */

@@ -1356,3 +1356,31 @@ Test(scan_compile, jit_code_made_while_threads_scan)
     tpol_free(&ref);
     tpol_free(&t);
 }
+
+/* A value followed at once by invalid UTF-8, streamed byte by byte, in a
+ * rule for prompts only.  PCRE2's interpreter reports no match for the
+ * partial search over "alice@example.coma\x99 " (10.42), so partial
+ * searches must run in JIT code made with partial mode for every rule. */
+Test(scan_stream, invalid_utf8_after_a_value_prompt_rule)
+{
+    tpol t;
+    tpol_init(&t);
+    lg_rule *r = add_rule(&t, "pii.email", EMAIL_RE, LG_ACT_REDACT);
+    r->on = LG_ON_PROMPT;
+    r->mask = "[E]";
+    cr_assert_eq(lg_rule_compile(r, NULL, 0, NULL), LG_OK, "again, now for prompts only");
+    const char *s = "mail alice@example.coma\x99 now, or bob@example.org\xc3 later";
+    size_t n = strlen(s);
+    result w;
+    run_whole(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s, n, &w);
+    cr_assert_eq(w.nf, 2);
+    size_t cuts[128];
+    for (size_t i = 0; i + 1 < n; i++)
+        cuts[i] = i + 1;
+    result b;
+    run_split(&t.p, LG_ON_PROMPT, LG_SCAN_ENFORCE, s, n, cuts, n - 1, 0, &b);
+    assert_same(&w, &b, "byte by byte");
+    result_free(&b);
+    result_free(&w);
+    tpol_free(&t);
+}
