@@ -348,6 +348,19 @@ static const pcase cases[] = {
     {"pii.us_phone", "released 2023-10-15", 0, 0, 0, NULL},
     {"pii.us_phone", "ticket 415-555-01321", 0, 0, 0, NULL},
     {"pii.us_phone", "raw 4155550132", 0, 0, 0, NULL},
+    /* the separator forms one by one: a paren area code takes any of
+     * space, dot or dash (or none) after it; otherwise both separators are
+     * the same dot or the same dash */
+    {"pii.us_phone", "call 1 (415) 555 0132 now", 1, 0, 0, "call [PHONE_1] now"},
+    {"pii.us_phone", "call 1-415-555-0132 now", 1, 0, 0, "call [PHONE_1] now"},
+    {"pii.us_phone", "call 1.415.555.0132 now", 1, 0, 0, "call [PHONE_1] now"},
+    {"pii.us_phone", "call 1415-555-0132 now", 1, 0, 0, "call [PHONE_1] now"},
+    {"pii.us_phone", "call 415.555.0132 now", 1, 0, 0, "call [PHONE_1] now"},
+    {"pii.us_phone", "call (415).555-0132 now", 1, 0, 0, "call [PHONE_1] now"},
+    {"pii.us_phone", "mixed 415-555.0132 and 415.555-0132 and 415 555 0132", 0, 0, 0, NULL},
+    {"pii.us_phone", "area 115-555-0132, (015) 555-0132, exchange 415-155-0132", 0, 0, 0, NULL},
+    {"pii.us_phone", "glued x415-555-0132 +415-555-0132 (415-555-0132 415-555-0132.5", 0, 0, 0, NULL},
+    {"pii.us_phone", "short (415) 555-013 and 415--555-0132 and (415)  555-0132", 0, 0, 0, NULL},
 
     /* ---- pii.phone_national ---- */
     {"pii.phone_national", "Name: Sieuwerd Heuver\nPhone: 0496 46 46 70", 1, 0, 0, "Name: Sieuwerd Heuver\nPhone: [PHONE_1]"},
@@ -370,6 +383,12 @@ static const pcase cases[] = {
     {"pii.us_ssn", "ssn: 123456789", 1, 0, 0, "ssn: [SSN_1]"},
     {"pii.us_ssn", "ids 000-12-3456 666-12-3456 900-12-3456 123-00-4567 123-45-0000", 0, 0, 0, NULL},
     {"pii.us_ssn", "order 123456789 and 123-45 6789", 0, 0, 0, NULL},
+    /* same separator twice: two dashes or two spaces */
+    {"pii.us_ssn", "SSN 123 45 6789 on file", 1, 0, 0, "SSN [SSN_1] on file"},
+    {"pii.us_ssn", "ids 123-45-6789, 234 56 7890", 1, 0, 0, "ids [SSN_1], [SSN_2]"},
+    {"pii.us_ssn", "mixed 123 45-6789, doubled 123--45--6789, tab 123\t45\t6789", 0, 0, 0, NULL},
+    {"pii.us_ssn", "glued a123-45-6789 123-45-67890 123-45-6789-1 123-45-6789 1 1123-45-6789", 0, 0, 0, NULL},
+    {"pii.us_ssn", "Social Security No. 234567890 and social security # 665123456", 1, 0, 0, "Social Security No. [SSN_1] and social security # [SSN_2]"},
     {"pii.ipv4", "ping 8.8.8.8 and 195.206.132.199", 1, 0, 0, "ping [IP_1] and [IP_2]"},
     {"pii.ipv4", "server at 192.168.1.10 and 127.0.0.1:11434", 0, 0, 0, NULL},
     {"pii.ipv4", "Windows version 10.0.19041.1 and v1.2.3.4 and 1.2.3.4.5 and 256.1.1.1", 0, 0, 0, NULL},
