@@ -1,7 +1,8 @@
 /* SHA-256 against FIPS 180-4 example vectors and lengths around the
  * padding boundaries (55/56 bytes fit one block or not; 63/64/65 cross a
- * block), each fed whole and in uneven pieces.  The expected digests were
- * computed with Python's hashlib. */
+ * block), each fed whole and in uneven pieces, through the portable block
+ * function and, where the CPU has them, the SHA instructions.  The
+ * expected digests were computed with Python's hashlib. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +21,7 @@ static void hex_split(const unsigned char *m, size_t n, size_t piece, char out[6
         snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-Test(sha256, fips_examples)
+static void fips_examples(void)
 {
     char h[65];
     lg_sha256_hex("abc", 3, h);
@@ -34,7 +35,7 @@ Test(sha256, fips_examples)
     cr_assert_str_eq(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
-Test(sha256, padding_boundaries_whole_and_split)
+static void padding_boundaries(void)
 {
     static const struct {
         size_t n;
@@ -61,4 +62,57 @@ Test(sha256, padding_boundaries_whole_and_split)
             hex_split(m, v[k].n, pieces[p], h);
             cr_assert_str_eq(h, v[k].hex, "%zu bytes in pieces of %zu", v[k].n, pieces[p]);
         }
+}
+
+/* Each test runs its vectors with the portable code, then with the
+ * instructions when present, and leaves the default (instructions) set. */
+Test(sha256, fips_examples)
+{
+    lg__sha256_use_hw(0);
+    fips_examples();
+    if (lg__sha256_use_hw(1))
+        fips_examples();
+}
+
+Test(sha256, padding_boundaries_whole_and_split)
+{
+    lg__sha256_use_hw(0);
+    padding_boundaries();
+    if (lg__sha256_use_hw(1))
+        padding_boundaries();
+}
+
+/* Many blocks in one update (the instructions' loop over blocks), after a
+ * partial block, and the two implementations agreeing on every length up
+ * to three blocks. */
+Test(sha256, implementations_agree)
+{
+    unsigned char m[4096];
+    for (size_t i = 0; i < sizeof m; i++)
+        m[i] = (unsigned char)(i * 131 + 7);
+    static const size_t pieces[] = {1, 3, 63, 64, 65, 200, 4096};
+    for (size_t n = 0; n <= 192; n++) {
+        char a[65], b[65];
+        lg__sha256_use_hw(0);
+        lg_sha256_hex(m, n, a);
+        if (lg__sha256_use_hw(1)) {
+            lg_sha256_hex(m, n, b);
+            cr_assert_str_eq(a, b, "%zu bytes", n);
+        }
+    }
+    char ref[65];
+    lg__sha256_use_hw(0);
+    hex_split(m, sizeof m, sizeof m, ref);
+    /* hashlib.sha256(bytes((i * 131 + 7) & 255 for i in range(4096))) */
+    cr_assert_str_eq(ref, "edc9983a5f8a590052203d12c58e8d367f7c694a8746b7b9ef87bcc8f5af9e9f");
+    for (int hw = 0; hw < 2; hw++) {
+        if (!lg__sha256_use_hw(hw) && hw)
+            break;
+        for (size_t p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
+            char h[65];
+            hex_split(m, sizeof m, pieces[p], h);
+            cr_assert_str_eq(h, ref, "hw %d, pieces of %zu", hw, pieces[p]);
+        }
+    }
+    lg__sha256_use_hw(1);
 }
