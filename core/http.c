@@ -52,21 +52,43 @@ static int is_vchar(unsigned char c)
     return (c > 0x20 && c < 0x7f) || c >= 0x80;
 }
 
-static int lower(int c)
+/* ASCII case-insensitive equality of two bytes known to differ: only a
+ * letter and its other case qualify. */
+static int case_pair(unsigned char x, unsigned char y)
 {
-    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+    return (x ^ y) == 0x20 && (unsigned)((x | 0x20) - 'a') < 26;
 }
 
+/* Does a[0..alen) equal the NUL-terminated b, ignoring ASCII case?  Walks
+ * both at once, without measuring b first: every field of every head is
+ * compared with several names, and most differ early. */
 static int ieq(const char *a, size_t alen, const char *b)
 {
-    size_t blen = strlen(b);
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x != y && (!y || !case_pair(x, y)))
+            return 0;
+        if (!y)
+            return 0;
+    }
+    return b[alen] == '\0';
+}
+
+/* The same with b's length known: a different length answers at once. */
+static int ieqn(const char *a, size_t alen, const char *b, size_t blen)
+{
     if (alen != blen)
         return 0;
-    for (size_t i = 0; i < alen; i++)
-        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+    for (size_t i = 0; i < alen; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x != y && !case_pair(x, y))
             return 0;
+    }
     return 1;
 }
+
+/* A field name against a literal. */
+#define NAME_IS(f, lit) ieqn((f)->name, (f)->name_len, (lit), sizeof(lit) - 1)
 
 static int is_ows(char c)
 {
@@ -196,14 +218,14 @@ static int field_semantics(lg_http_head *h, head_state *st, const char *buf, siz
 {
     size_t vs = (size_t)(f->value - buf), ve = vs + f->value_len;
     int rc;
-    if (ieq(f->name, f->name_len, "content-length")) {
+    if (NAME_IS(f, "content-length")) {
         if (st->te_seen) {
             *off = no;
             return LG_E_HTTP_SMUGGLE;
         }
         if ((rc = field_content_length(st, buf, vs, ve, off)) != 0)
             return rc;
-    } else if (ieq(f->name, f->name_len, "transfer-encoding")) {
+    } else if (NAME_IS(f, "transfer-encoding")) {
         if (st->cl_seen) {
             *off = no;
             return LG_E_HTTP_SMUGGLE;
@@ -216,18 +238,18 @@ static int field_semantics(lg_http_head *h, head_state *st, const char *buf, siz
         if ((rc = field_transfer_encoding(st, buf, vs, ve, off)) != 0)
             return rc;
         st->te_seen = 1;
-    } else if (ieq(f->name, f->name_len, "connection")) {
+    } else if (NAME_IS(f, "connection")) {
         if (list_has(f->value, f->value_len, "close"))
             st->conn_close = 1;
         if (list_has(f->value, f->value_len, "keep-alive"))
             st->conn_keep_alive = 1;
-    } else if (ieq(f->name, f->name_len, "expect")) {
+    } else if (NAME_IS(f, "expect")) {
         if (h->is_request && ieq(f->value, f->value_len, "100-continue"))
             h->expect_continue = 1;
-    } else if (ieq(f->name, f->name_len, "upgrade")) {
+    } else if (NAME_IS(f, "upgrade")) {
         if (h->is_request)
             h->upgrade = 1;
-    } else if (ieq(f->name, f->name_len, "content-encoding")) {
+    } else if (NAME_IS(f, "content-encoding")) {
         size_t pos = 0, ellen;
         const char *el;
         while (list_next(f->value, f->value_len, &pos, &el, &ellen))
@@ -566,8 +588,9 @@ int lg_http_parse_response(const char *buf, size_t len, const char *req_method,
 
 const lg_http_header *lg_http_find(const lg_http_head *h, const char *name)
 {
+    size_t nl = strlen(name);
     for (size_t k = 0; k < h->nheaders; k++)
-        if (ieq(h->headers[k].name, h->headers[k].name_len, name))
+        if (ieqn(h->headers[k].name, h->headers[k].name_len, name, nl))
             return &h->headers[k];
     return NULL;
 }
@@ -849,6 +872,27 @@ static int edit_valid(const lg_http_edit *e)
     return 1;
 }
 
+/* "name: value" and the line end, without printf (every forwarded request
+ * and every re-lengthed answer goes through here). */
+static int put_field(lg_buf *out, const char *name, size_t name_len, const char *value, int crlf)
+{
+    size_t vl = strlen(value), n = name_len + 2 + vl + (crlf ? 2 : 1);
+    char *p = lg_buf_reserve(out, n);
+    if (!p)
+        return n > out->max || out->len > out->max - n ? LG_E_LIMIT : LG_E_NOMEM;
+    memcpy(p, name, name_len);
+    p += name_len;
+    *p++ = ':';
+    *p++ = ' ';
+    memcpy(p, value, vl);
+    p += vl;
+    if (crlf)
+        *p++ = '\r';
+    *p = '\n';
+    lg_buf_commit(out, n);
+    return LG_OK;
+}
+
 int lg_http_head_rewrite(const lg_http_head *h, const lg_http_edit *edits,
                          size_t nedits, lg_buf *out)
 {
@@ -862,17 +906,14 @@ int lg_http_head_rewrite(const lg_http_head *h, const lg_http_edit *edits,
     /* The final empty line is "\r\n" or "\n"; a CR in a valid head is always
      * followed by LF, so raw[end-2] == '\r' belongs to the final line. */
     size_t final = raw[end - 2] == '\r' ? end - 2 : end - 1;
-    size_t first = h->nheaders ? (size_t)(h->headers[0].name - raw) : final;
     size_t old_len = out->len;
-    int rc = lg_buf_append(out, raw, first);
+    /* Untouched lines are copied in runs: [keep, line start) is pending. */
+    size_t keep = 0;
+    int rc = LG_OK;
+    (void)lg_buf_reserve(out, end + 128); /* one growth at most, usually */
 
     for (size_t f = 0; rc == 0 && f < h->nheaders; f++) {
         const lg_http_header *hf = &h->headers[f];
-        size_t ls = (size_t)(hf->name - raw);
-        size_t le = (size_t)(hf->value - raw) + hf->value_len;
-        while (raw[le] != '\n')
-            le++;
-        le++;
         size_t ei = nedits;
         for (size_t k = 0; k < nedits; k++) {
             if (ieq(hf->name, hf->name_len, edits[k].name)) {
@@ -880,11 +921,16 @@ int lg_http_head_rewrite(const lg_http_head *h, const lg_http_edit *edits,
                 break;
             }
         }
-        if (ei == nedits) {
-            rc = lg_buf_append(out, raw + ls, le - ls);
+        if (ei == nedits)
             continue;
-        }
-        if (!edits[ei].value)
+        size_t ls = (size_t)(hf->name - raw);
+        size_t le = (size_t)(hf->value - raw) + hf->value_len;
+        while (raw[le] != '\n')
+            le++;
+        le++;
+        rc = lg_buf_append(out, raw + keep, ls - keep);
+        keep = le;
+        if (rc || !edits[ei].value)
             continue;
         /* Applied already if an earlier field had this name. */
         int seen = 0;
@@ -892,11 +938,10 @@ int lg_http_head_rewrite(const lg_http_head *h, const lg_http_edit *edits,
             seen = ieq(h->headers[g].name, h->headers[g].name_len, edits[ei].name);
         if (seen)
             continue;
-        int crlf = raw[le - 2] == '\r';
-        rc = lg_buf_append(out, hf->name, hf->name_len);
-        if (rc == 0)
-            rc = lg_buf_printf(out, ": %s%s", edits[ei].value, crlf ? "\r\n" : "\n");
+        rc = put_field(out, hf->name, hf->name_len, edits[ei].value, raw[le - 2] == '\r');
     }
+    if (rc == 0)
+        rc = lg_buf_append(out, raw + keep, final - keep);
     for (size_t k = 0; rc == 0 && k < nedits; k++) {
         if (!edits[k].value)
             continue;
@@ -905,7 +950,7 @@ int lg_http_head_rewrite(const lg_http_head *h, const lg_http_edit *edits,
             dup = ieq(edits[j].name, strlen(edits[j].name), edits[k].name);
         if (dup || lg_http_find(h, edits[k].name))
             continue;
-        rc = lg_buf_printf(out, "%s: %s\r\n", edits[k].name, edits[k].value);
+        rc = put_field(out, edits[k].name, strlen(edits[k].name), edits[k].value, 1);
     }
     if (rc == 0)
         rc = lg_buf_append(out, raw + final, end - final);
@@ -920,7 +965,17 @@ int lg_http_head_rewrite(const lg_http_head *h, const lg_http_edit *edits,
 int lg_http_chunk(lg_buf *out, const char *p, size_t n)
 {
     size_t old_len = out->len;
-    int rc = lg_buf_printf(out, "%zx\r\n", n);
+    /* The size line in hex, without printf: once per streamed token. */
+    char t[2 * sizeof n + 2];
+    size_t k = sizeof t;
+    t[--k] = '\n';
+    t[--k] = '\r';
+    size_t v = n;
+    do {
+        t[--k] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    int rc = lg_buf_append(out, t + k, sizeof t - k);
     if (rc == 0 && n) {
         rc = lg_buf_append(out, p, n);
         if (rc == 0)

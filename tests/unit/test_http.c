@@ -1060,6 +1060,26 @@ Test(http_rewrite, lf_head_and_no_fields)
     lg_buf_free(&out);
 }
 
+/* Names are compared whole, whatever their case: a field whose name is a
+ * prefix or an extension of an edit's name is left alone, and the edits
+ * apply in the fields' order with runs of other lines kept as they were. */
+Test(http_rewrite, names_compared_whole)
+{
+    static lg_http_head h;
+    const char *in = "POST /x HTTP/1.1\r\nContent-Lengt: 1\r\nContent-Lengthy: 2\r\n"
+                     "X-A: a\r\nCONTENT-LENGTH: 3\r\nX-B: b\r\nX-C: c\r\nExpect: 100-continue\r\n"
+                     "X-D: d\r\n\r\n";
+    cr_assert_gt(lg_http_parse_request(in, strlen(in), &h, NULL), 0);
+    lg_buf out;
+    lg_buf_init(&out, 4096);
+    lg_http_edit e[] = {{"Content-Length", "12345"}, {"Expect", NULL}, {"Content-Len", "no"}};
+    cr_assert_eq(lg_http_head_rewrite(&h, e, 3, &out), LG_OK);
+    cr_assert_str_eq(out.data, "POST /x HTTP/1.1\r\nContent-Lengt: 1\r\nContent-Lengthy: 2\r\n"
+                               "X-A: a\r\nCONTENT-LENGTH: 12345\r\nX-B: b\r\nX-C: c\r\n"
+                               "X-D: d\r\nContent-Len: no\r\n\r\n");
+    lg_buf_free(&out);
+}
+
 Test(http_rewrite, refuses_injection_and_keeps_out)
 {
     static lg_http_head h;
@@ -1113,6 +1133,25 @@ Test(http_chunk, lowercase_hex_like_go)
     cr_assert_str_eq(small.data, "ab");
     lg_buf_free(&small);
     lg_buf_free(&out);
+}
+
+/* Size lines at the hex digit boundaries. */
+Test(http_chunk, size_lines)
+{
+    static char z[0x10000];
+    static const struct { size_t n; const char *line; } v[] = {
+        {1, "1\r\n"}, {15, "f\r\n"}, {16, "10\r\n"}, {255, "ff\r\n"}, {256, "100\r\n"},
+        {0xffff, "ffff\r\n"}, {0x10000, "10000\r\n"},
+    };
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+        lg_buf out;
+        lg_buf_init(&out, 1 << 20);
+        cr_assert_eq(lg_http_chunk(&out, z, v[k].n), LG_OK);
+        size_t l = strlen(v[k].line);
+        cr_assert_eq(out.len, l + v[k].n + 2);
+        cr_assert(memcmp(out.data, v[k].line, l) == 0, "%zu", v[k].n);
+        lg_buf_free(&out);
+    }
 }
 
 /* ==== Real-looking transcripts ==== */
