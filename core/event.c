@@ -13,8 +13,23 @@
 #include "policy.h"
 #include "sha256.h"
 
+/* lg_buf_append without the call when the room is there, which it nearly
+ * always is: lg_event_json reserves a typical event's worth first, and an
+ * event is some forty small appends.  cap never exceeds max, so room below
+ * cap is room below the limit. */
+static inline int put(lg_buf *o, const void *p, size_t n)
+{
+    if (o->data && o->cap - o->len >= n) {
+        memcpy(o->data + o->len, p, n);
+        o->len += n;
+        o->data[o->len] = '\0';
+        return LG_OK;
+    }
+    return lg_buf_append(o, p, n);
+}
+
 /* Append a string literal (its length known at compile time). */
-#define LIT(o, s) lg_buf_append((o), (s), sizeof(s) - 1)
+#define LIT(o, s) put((o), (s), sizeof(s) - 1)
 
 /* Fixed-width decimal digits, right to left. */
 static void digits(char *p, unsigned long long v, int w)
@@ -33,13 +48,13 @@ static int append_ull(lg_buf *o, unsigned long long v)
         t[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    return lg_buf_append(o, t + i, sizeof t - (size_t)i);
+    return put(o, t + i, sizeof t - (size_t)i);
 }
 
 static int append_int(lg_buf *o, long long v)
 {
     if (v < 0) {
-        int rc = lg_buf_append(o, "-", 1);
+        int rc = put(o, "-", 1);
         return rc ? rc : append_ull(o, 0ULL - (unsigned long long)v);
     }
     return append_ull(o, (unsigned long long)v);
@@ -84,25 +99,22 @@ int lg_event_time(uint64_t ts_us, lg_buf *out)
     b[19] = '.';
     digits(b + 20, ts_us % 1000000, 6);
     b[26] = 'Z';
-    return lg_buf_append(out, b, sizeof b);
+    return put(out, b, sizeof b);
 }
 
 /* v[0..n) as a JSON string. */
 static int jstr(lg_buf *o, const char *v, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)v;
-    size_t i = 0;
-    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
-        i++;
-    if (i < n)
+    if (lg__json_plain_len(v, n) < n)
         return lg_json_escape(v, n, 0, o);
-    char *p = lg_buf_reserve(o, n + 2);
+    char *p = o->data && o->cap - o->len >= n + 2 ? o->data + o->len : lg_buf_reserve(o, n + 2);
     if (!p)
         return n + 2 > o->max || o->len > o->max - (n + 2) ? LG_E_LIMIT : LG_E_NOMEM;
     p[0] = '"';
     memcpy(p + 1, v, n);
     p[n + 1] = '"';
-    lg_buf_commit(o, n + 2);
+    o->len += n + 2;
+    o->data[o->len] = '\0';
     return LG_OK;
 }
 
@@ -112,7 +124,7 @@ static int jstr(lg_buf *o, const char *v, size_t n)
 
 static int str_(lg_buf *o, const char *key, size_t kn, const char *v, size_t n)
 {
-    int rc = lg_buf_append(o, key, kn);
+    int rc = put(o, key, kn);
     if (rc)
         return rc;
     if (!v)
@@ -120,10 +132,19 @@ static int str_(lg_buf *o, const char *key, size_t kn, const char *v, size_t n)
     return jstr(o, v, n);
 }
 
+/* Characters in UTF-8 text: bytes that are not continuation bytes
+ * (10xxxxxx), counted eight at a time. */
 static size_t utf8_chars(const char *s, size_t n)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
+    size_t c = 0, i = 0;
+    for (; n - i >= 8; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, sizeof x);
+        /* bit 7 of each byte: set, with bit 6 clear */
+        uint64_t cont = x & ~(x << 1) & 0x8080808080808080ULL;
+        c += 8 - (size_t)(((cont >> 7) * 0x0101010101010101ULL) >> 56); /* sum of bytes */
+    }
+    for (; i < n; i++)
         c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
 }
@@ -249,7 +270,7 @@ static int text_summary(lg_buf *o, const lg_event *e)
         hex[2 * i + 1] = hx[d[i] & 15];
     }
     if (!rc)
-        rc = lg_buf_append(o, hex, sizeof hex);
+        rc = put(o, hex, sizeof hex);
     return rc ? rc : LIT(o, "\"}");
 }
 

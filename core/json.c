@@ -656,6 +656,17 @@ static size_t escape_into(const unsigned char *s, size_t n, int html, char *out)
     return o;
 }
 
+size_t lg__json_plain_len(const char *text, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0;
+    while (n - i >= 8 && !word_special(load64(s + i)))
+        i += 8;
+    while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+        i++;
+    return i;
+}
+
 int lg_json_escape(const char *text, size_t n, unsigned flags, lg_buf *out)
 {
     if (!text && n)

@@ -103,4 +103,9 @@ int lg_json_escape(const char *text, size_t n, unsigned flags, lg_buf *out);
  * pattern matches only the top-level value's empty path. */
 int lg_json_path_match(const char *pattern, const char *path, size_t path_len);
 
+/* Internal (json.c, event.c): how many bytes from the start of s[0..n) go
+ * into a JSON string as they are (printable ASCII other than " and \),
+ * tested eight at a time. */
+size_t lg__json_plain_len(const char *s, size_t n);
+
 #endif
