@@ -54,6 +54,22 @@ static inline uint64_t load64(const unsigned char *p)
     return x;
 }
 
+/* Given m = word_special(load64(p)) != 0: how many bytes at p certainly
+ * need no attention.  The lowest flagged byte is exact (the borrow that
+ * may flag bytes wrongly only runs upwards from a true one), so on a
+ * little-endian machine it is the count of trailing clear bytes; elsewhere
+ * 0, and the caller goes byte by byte. */
+static inline size_t plain_bytes(uint64_t m)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && \
+    (defined(__GNUC__) || defined(__clang__))
+    return (size_t)__builtin_ctzll(m) >> 3;
+#else
+    (void)m;
+    return 0;
+#endif
+}
+
 static inline int is_ws(unsigned char c)
 {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -134,9 +150,16 @@ static size_t utf8_seq(const unsigned char *s, size_t i, size_t n, size_t *bad)
 static size_t scan_string(const unsigned char *s, size_t i, size_t n, size_t *err)
 {
     for (;;) {
-        /* Long plain runs (base64 images, prose) go eight bytes a step. */
-        while (n - i >= 8 && !word_special(load64(s + i)))
+        /* Long plain runs (base64 images, prose) go eight bytes a step,
+         * and the word that holds the next special byte jumps to it. */
+        while (n - i >= 8) {
+            uint64_t m = word_special(load64(s + i));
+            if (m) {
+                i += plain_bytes(m);
+                break;
+            }
             i += 8;
+        }
         if (i >= n) {
             *err = n;
             return FAIL;
@@ -660,8 +683,14 @@ size_t lg__json_plain_len(const char *text, size_t n)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0;
-    while (n - i >= 8 && !word_special(load64(s + i)))
+    while (n - i >= 8) {
+        uint64_t m = word_special(load64(s + i));
+        if (m) {
+            i += plain_bytes(m);
+            break;
+        }
         i += 8;
+    }
     while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
         i++;
     return i;

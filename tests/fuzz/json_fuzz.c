@@ -96,6 +96,15 @@ static void escape_roundtrip(const char *t, size_t n, unsigned flags, lg_buf *de
               !memchr(e.data, '&', e.len));
     CHECK(lg_json_unescape(e.data, e.len, dec) == LG_OK);
     lg_buf_free(&e);
+    /* The plain prefix (copied as is by the event writer) is what the
+     * byte-wise definition says, at every start offset's alignment. */
+    for (size_t a = 0; a < 8 && a <= n; a++) {
+        const unsigned char *u = (const unsigned char *)t + a;
+        size_t k = 0;
+        while (k < n - a && u[k] >= 0x20 && u[k] < 0x80 && u[k] != '"' && u[k] != '\\')
+            k++;
+        CHECK(lg__json_plain_len(t + a, n - a) == k);
+    }
 }
 
 static void check_prefixes(const char *d, size_t n, int rc, size_t off)
