@@ -155,14 +155,27 @@ struct walk {
     unsigned char roles[MAX_ROLES]; /* LG_ROLE_* bit per message index, 0 unknown */
 };
 
+/* The first array index in a path, -1 if none (or over 10^9).  Indexes
+ * the walker writes are plain digits, read here without strtol; a key of
+ * the client's that holds '[' goes through strtol as it always did. */
 static int first_index(const char *path)
 {
     const char *b = strchr(path, '[');
     if (!b)
         return -1;
-    long v = strtol(b + 1, NULL, 10);
+    long v = 0;
+    if (b[1] >= '0' && b[1] <= '9') {
+        for (const char *p = b + 1; *p >= '0' && *p <= '9'; p++)
+            if ((v = v * 10 + (*p - '0')) > 1000000000)
+                return -1;
+        return (int)v;
+    }
+    v = strtol(b + 1, NULL, 10);
     return v < 0 || v > 1000000000 ? -1 : (int)v;
 }
+
+/* Is the path exactly the literal? */
+#define PATH_IS(v, lit) ((v)->path_len == sizeof(lit) - 1 && memcmp((v)->path, (lit), sizeof(lit) - 1) == 0)
 
 static unsigned role_of(const char *s, size_t n)
 {
@@ -197,14 +210,13 @@ static int on_value(void *ud, const lg_json_value *v)
     struct walk *w = ud;
     lg_api_doc *doc = w->doc;
 
-    if (v->depth == 1 && v->path_len == 5 && memcmp(v->path, "model", 5) == 0 &&
-        v->type == LG_JSON_STRING) {
+    if (v->depth == 1 && PATH_IS(v, "model") && v->type == LG_JSON_STRING) {
         doc->model_start = v->start;
         doc->model_end = v->end;
         return 0;
     }
     if (w->is_request) {
-        if (v->depth == 1 && strcmp(v->path, "stream") == 0) {
+        if (v->depth == 1 && PATH_IS(v, "stream")) {
             if (v->type == LG_JSON_TRUE)
                 doc->stream = 1;
             else if (v->type == LG_JSON_FALSE)
@@ -218,18 +230,21 @@ static int on_value(void *ud, const lg_json_value *v)
             return 0;
         }
     } else {
-        if (v->depth == 1 && v->type == LG_JSON_TRUE &&
-            (strcmp(v->path, "done") == 0 || strcmp(v->path, "stop") == 0))
+        if (v->depth == 1 && v->type == LG_JSON_TRUE && (PATH_IS(v, "done") || PATH_IS(v, "stop")))
             doc->done = 1;
-        if (v->type == LG_JSON_STRING && lg_json_path_match("choices[*].finish_reason", v->path, v->path_len))
+        if (v->type == LG_JSON_STRING && v->path[0] == 'c' &&
+            lg_json_path_match("choices[*].finish_reason", v->path, v->path_len))
             doc->done = 1;
-        if (v->depth == 1 && strcmp(v->path, "error") == 0)
+        if (v->depth == 1 && PATH_IS(v, "error"))
             doc->has_error = 1;
     }
     if (v->type != LG_JSON_STRING)
         return 0;
     for (const lg_api_loc *l = w->locs; l->pattern; l++) {
-        if (!lg_json_path_match(l->pattern, v->path, v->path_len))
+        /* A pattern that starts with a literal key or index matches only
+         * paths that start with the same byte: most values end here. */
+        if ((l->pattern[0] != '*' && l->pattern[0] != v->path[0]) ||
+            !lg_json_path_match(l->pattern, v->path, v->path_len))
             continue;
         if (doc->ntexts == LG_API_MAX_TEXTS) {
             doc->dropped++;
