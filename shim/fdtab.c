@@ -249,7 +249,7 @@ lg__fd *lg__fd_acquire(int fd, lg__fd *e)
         return NULL;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_dev != e->dev || st.st_ino != e->ino) {
+    if (lg__fd_stat(fd, &st) != 0 || st.st_dev != e->dev || st.st_ino != e->ino) {
         /* The number was closed behind our back and reused (or is gone). */
         pthread_mutex_unlock(&e->mu);
         if (lg__debug)

@@ -11,10 +11,26 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shim.h"
 
 struct lg__real lg__real;
+
+/* glibc (2.33 on) implements fstat as fstatat(fd, "", AT_EMPTY_PATH), and
+ * the kernel's handling of that empty path (copying and checking the name
+ * from user memory) costs about as much as the stat itself.  On x86-64 the
+ * plain fstat system call fills the same struct stat glibc declares; other
+ * targets keep libc's call (on i386, for one, the layouts differ). */
+int lg__fd_stat(int fd, struct stat *st)
+{
+#if defined(__x86_64__) && defined(SYS_fstat)
+    return (int)syscall(SYS_fstat, fd, st);
+#else
+    return fstat(fd, st);
+#endif
+}
 
 #define RESOLVE(field, sym)                                                          \
     do {                                                                             \

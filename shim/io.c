@@ -685,7 +685,7 @@ static void track(int fd, const struct sockaddr *sa, socklen_t len)
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM)
         return;
     struct stat st;
-    if (fstat(fd, &st) != 0)
+    if (lg__fd_stat(fd, &st) != 0)
         return;
     lg__fd *e = lg__fd_alloc();
     if (!e)

@@ -235,7 +235,7 @@ static int epoll_collect(int epfd, struct epoll_event *out, int max)
             if (atomic_load(&lg__tab[g->fd]) != e)
                 continue;
             struct stat st;
-            if (fstat(g->fd, &st) != 0 || st.st_dev != e->dev || st.st_ino != e->ino)
+            if (lg__fd_stat(g->fd, &st) != 0 || st.st_dev != e->dev || st.st_ino != e->ino)
                 continue;
             g->seen_edge = edge;
             out[k].events = g->events & (EPOLLIN | EPOLLRDNORM);

@@ -270,6 +270,11 @@ int lg__hook_epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout,
 int lg__hook_epoll_pwait2(int epfd, struct epoll_event *ev, int max,
                           const struct timespec *ts, const sigset_t *mask);
 
+/* fstat(2) for the socket identity checks (interpose_<platform>.c): they
+ * run twice per guarded request, so each platform uses its cheapest way.
+ * 0, or -1 with errno. */
+int lg__fd_stat(int fd, struct stat *st);
+
 /* Library constructor work shared by every platform file. */
 void lg__init(void);
 
