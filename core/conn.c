@@ -345,14 +345,47 @@ static int text_begin(struct text_result *tr, const char *tok, size_t n, size_t 
     return lg_json_unescape(tok, n, &tr->orig);
 }
 
-static void text_results_free(struct text_result *tr, size_t n)
+/* Most bodies and answer events carry one to four texts: their working
+ * state lives on the caller's stack (`local`, TEXTS_LOCAL entries) rather
+ * than in two allocations per message; more than that are allocated. */
+#define TEXTS_LOCAL 4
+
+/* n zeroed text results: local when they fit, else allocated (NULL when
+ * memory is short).  Release with text_results_free(tr, n, local). */
+static struct text_result *text_results_new(struct text_result *local, size_t n)
+{
+    if (n <= TEXTS_LOCAL) {
+        memset(local, 0, sizeof *local * (n ? n : 1));
+        return local;
+    }
+    return calloc(n, sizeof *local);
+}
+
+static void text_results_free(struct text_result *tr, size_t n, struct text_result *local)
 {
     for (size_t i = 0; i < n; i++) {
         lg_buf_free(&tr[i].orig);
         lg_buf_free(&tr[i].out);
         lg_findings_free(&tr[i].f);
     }
-    free(tr);
+    if (tr != local)
+        free(tr);
+}
+
+/* The same for the event's view of the texts. */
+static lg_event_text *event_texts_new(lg_event_text *local, size_t n)
+{
+    if (n <= TEXTS_LOCAL) {
+        memset(local, 0, sizeof *local * (n ? n : 1));
+        return local;
+    }
+    return calloc(n, sizeof *local);
+}
+
+static void event_texts_free(lg_event_text *et, lg_event_text *local)
+{
+    if (et != local)
+        free(et);
 }
 
 static int text_changed(const struct text_result *t)
@@ -466,7 +499,8 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
                    doc->model_end - doc->model_start - 2);
     ri.streams = lg_api_streams(c->rapi, doc);
 
-    struct text_result *tr = calloc(doc->ntexts ? doc->ntexts : 1, sizeof *tr);
+    struct text_result tr_local[TEXTS_LOCAL];
+    struct text_result *tr = text_results_new(tr_local, doc->ntexts);
     if (!tr)
         return LG_E_NOMEM;
     unsigned flags = enforcing(c) ? LG_SCAN_ENFORCE : 0;
@@ -488,15 +522,16 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
         tr[i].action = a;
     }
 
+    lg_event_text et_local[TEXTS_LOCAL];
     lg_event_text *et = NULL;
     if (!rc && doc->ntexts) {
-        et = calloc(doc->ntexts, sizeof *et);
+        et = event_texts_new(et_local, doc->ntexts);
         if (!et)
             rc = LG_E_NOMEM;
     }
     if (rc) {
-        text_results_free(tr, doc->ntexts);
-        free(et);
+        text_results_free(tr, doc->ntexts, tr_local);
+        event_texts_free(et, et_local);
         /* A scan failure (e.g. a pattern hit its match limit) is a case of
          * "cannot decide": the fail mode decides. */
         if (rc == LG_E_NOMEM)
@@ -574,8 +609,8 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
         }
         c->rstate = RQ_HEAD;
     }
-    text_results_free(tr, doc->ntexts);
-    free(et);
+    text_results_free(tr, doc->ntexts, tr_local);
+    event_texts_free(et, et_local);
     return rc;
 }
 
@@ -1018,7 +1053,8 @@ static int on_event(void *ud, const lg_stream_event *ev)
     for (size_t i = 0; i < c->nfields; i++)
         c->fields[i].fed = 0;
 
-    struct text_result *tr = calloc(doc->ntexts ? doc->ntexts : 1, sizeof *tr);
+    struct text_result tr_local[TEXTS_LOCAL];
+    struct text_result *tr = text_results_new(tr_local, doc->ntexts);
     if (!tr)
         return LG_E_NOMEM;
     int changed = 0, block = 0;
@@ -1094,7 +1130,7 @@ static int on_event(void *ud, const lg_stream_event *ev)
          * in events of their own, before it. */
         rc = flush_fields(c, out, 1);
         if (c->cut) {
-            text_results_free(tr, doc->ntexts);
+            text_results_free(tr, doc->ntexts, tr_local);
             return rc;
         }
     }
@@ -1113,7 +1149,7 @@ static int on_event(void *ud, const lg_stream_event *ev)
     }
     if (!rc && block)
         rc = cut_stream(c, out);
-    text_results_free(tr, doc->ntexts);
+    text_results_free(tr, doc->ntexts, tr_local);
     return rc;
 }
 
@@ -1245,11 +1281,15 @@ static int whole_answer(lg_conn *c)
     int rc = lg_api_scan_response(c->cur.api, body, c->sbody.len, doc);
     if (rc) /* not JSON: nothing of the model's text to inspect */
         return emit_held(c, body, c->sbody.len);
-    struct text_result *tr = calloc(doc->ntexts ? doc->ntexts : 1, sizeof *tr);
-    lg_event_text *et = calloc(doc->ntexts ? doc->ntexts : 1, sizeof *et);
+    struct text_result tr_local[TEXTS_LOCAL];
+    lg_event_text et_local[TEXTS_LOCAL];
+    struct text_result *tr = text_results_new(tr_local, doc->ntexts);
+    lg_event_text *et = event_texts_new(et_local, doc->ntexts);
     if (!tr || !et) {
-        free(tr);
-        free(et);
+        if (tr)
+            text_results_free(tr, 0, tr_local);
+        if (et)
+            event_texts_free(et, et_local);
         return LG_E_NOMEM;
     }
     unsigned flags = enforcing(c) ? LG_SCAN_ENFORCE : 0;
@@ -1308,8 +1348,8 @@ static int whole_answer(lg_conn *c)
             rc = emit_held(c, body, c->sbody.len);
         }
     }
-    text_results_free(tr, doc->ntexts);
-    free(et);
+    text_results_free(tr, doc->ntexts, tr_local);
+    event_texts_free(et, et_local);
     return rc;
 }
 
