@@ -883,11 +883,25 @@ int lg_conn_client_eof(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
 
 static struct field *field_get(lg_conn *c, const lg_api_text *t)
 {
+    /* "<field>#<index>" or "<field>", as snprintf would cut it to 39
+     * bytes, but without printf: this runs for every streamed event. */
     char key[40];
-    if (t->index >= 0)
-        snprintf(key, sizeof key, "%s#%d", t->loc->field, t->index);
-    else
-        snprintf(key, sizeof key, "%s", t->loc->field);
+    size_t fl = strlen(t->loc->field), kl;
+    char num[12];
+    size_t nk = sizeof num;
+    if (t->index >= 0) {
+        unsigned v = (unsigned)t->index;
+        do {
+            num[--nk] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v);
+        num[--nk] = '#';
+    }
+    kl = fl < sizeof key - 1 ? fl : sizeof key - 1;
+    memcpy(key, t->loc->field, kl);
+    size_t tail = sizeof num - nk < sizeof key - 1 - kl ? sizeof num - nk : sizeof key - 1 - kl;
+    memcpy(key + kl, num + nk, tail);
+    key[kl + tail] = '\0';
     for (size_t i = 0; i < c->nfields; i++)
         if (strcmp(c->fields[i].key, key) == 0)
             return &c->fields[i];
