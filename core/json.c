@@ -70,6 +70,20 @@ static inline size_t plain_bytes(uint64_t m)
 #endif
 }
 
+/* From s[i], past the whole words of bytes that need no attention (see
+ * word_special), and into the word holding the next one as far as
+ * plain_bytes can tell; the caller checks the rest byte by byte. */
+static inline size_t skip_plain_words(const unsigned char *s, size_t i, size_t n)
+{
+    while (n - i >= 8) {
+        uint64_t m = word_special(load64(s + i));
+        if (m)
+            return i + plain_bytes(m);
+        i += 8;
+    }
+    return i;
+}
+
 static inline int is_ws(unsigned char c)
 {
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
@@ -150,16 +164,8 @@ static size_t utf8_seq(const unsigned char *s, size_t i, size_t n, size_t *bad)
 static size_t scan_string(const unsigned char *s, size_t i, size_t n, size_t *err)
 {
     for (;;) {
-        /* Long plain runs (base64 images, prose) go eight bytes a step,
-         * and the word that holds the next special byte jumps to it. */
-        while (n - i >= 8) {
-            uint64_t m = word_special(load64(s + i));
-            if (m) {
-                i += plain_bytes(m);
-                break;
-            }
-            i += 8;
-        }
+        /* Long plain runs (base64 images, prose) go eight bytes a step. */
+        i = skip_plain_words(s, i, n);
         if (i >= n) {
             *err = n;
             return FAIL;
@@ -682,15 +688,7 @@ static size_t escape_into(const unsigned char *s, size_t n, int html, char *out)
 size_t lg__json_plain_len(const char *text, size_t n)
 {
     const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (n - i >= 8) {
-        uint64_t m = word_special(load64(s + i));
-        if (m) {
-            i += plain_bytes(m);
-            break;
-        }
-        i += 8;
-    }
+    size_t i = skip_plain_words(s, 0, n);
     while (i < n && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
         i++;
     return i;

@@ -23,6 +23,8 @@ void lg_sha256_hex(const void *p, size_t n, char out[65]);
 
 /* ==== Internal: the block functions (sha256.c, sha256_x86.c, tests) ==== */
 
+/* The round constants (FIPS 180-4 §4.2.2), for both block functions. */
+extern const uint32_t lg__sha256_k[64];
 /* 1 when the CPU has SHA-256 instructions lg__sha256_blocks_hw can use. */
 int lg__sha256_hw_available(void);
 /* Hash nblocks whole 64-byte blocks at p into h on those instructions;
