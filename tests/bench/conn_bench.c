@@ -14,10 +14,10 @@
  *   valgrind --tool=callgrind --toggle-collect=measured build/bench/conn_bench request 100
  * counts instructions per exchange (divide by N; valgrind hides the SHA
  * extensions from the program, so SHA-256 is the portable code there).
- * Without valgrind it
- * prints the wall time per exchange.  Exits non-zero if the engine did not
- * forward the request and the answer unchanged (so a profile never measures
- * a refusal by mistake; the request gains only "Accept-Encoding: identity"). */
+ * Without valgrind it prints the wall time per exchange.  Exits non-zero if
+ * the engine did not forward the request and the answer unchanged (so a
+ * profile never measures a refusal by mistake; the request gains only
+ * "Accept-Encoding: identity"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
