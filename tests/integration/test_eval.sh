@@ -49,18 +49,25 @@ grep -q '^### Benign texts: false-positive rate' "$tmp/out"
 grep -q '^### PII and secrets' "$tmp/out"
 grep -Eq 'lg_sscan_feed: [0-9]+ of [0-9]+ identical' "$tmp/out"
 grep -Eq '^Targets: [0-9]+ met, [0-9]+ not met' "$tmp/out"
-# every own-corpus row's recall/FP figure is a percentage that matches its counts
-$py - "$tmp/out" <<'PY'
+# every recall/FP row's figure is a percentage that matches its counts; a
+# clone that does not sit beside ../shared has the project's rows only (an
+# attack and a benign category, each with its "(all)" row)
+public=no
+[ -d "$here/../shared/data/eval" ] && public=yes
+$py - "$tmp/out" "$public" <<'PY'
 import re, sys
-rows = 0
+rows, sets = 0, set()
 for line in open(sys.argv[1], encoding="utf-8"):
     f = line.split()
     if len(f) >= 8 and f[0] in ("own", "purplellama", "notinject", "xstest", "belle") and f[5].endswith("%"):
         n, hit, p = int(f[3]), int(f[4]), float(f[5][:-1])
         assert abs(100.0 * hit / n - p) < 0.051, line
         rows += 1
-assert rows >= 5, rows
-print("rows checked:", rows)
+        sets.add(f[0])
+assert rows >= 4, rows
+if sys.argv[2] == "yes":
+    assert sets >= {"own", "purplellama", "notinject", "xstest", "belle"}, sets
+print("rows checked:", rows, "sets:", sorted(sets))
 PY
 grep -q '^# Detection quality' "$tmp/detection.md"
 grep -q '^| set | category | lang | attacks |' "$tmp/detection.md"
