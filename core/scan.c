@@ -1836,17 +1836,21 @@ static int rgate_pass(const rgate *g, const char *t, size_t lo, size_t end)
 #define DEPTH_LIMIT 100000u
 #define HEAP_LIMIT_KIB 20480u
 
-/* One entry of the prefilter table: string str of rule's prefilter is
- * anchored at its byte pair starting at offset k. */
+/* One entry of the prefilter table: string str of rule's prefilter,
+ * filed under its byte pair at offset k (a one-byte string under its
+ * byte).  The entries of one pair are contiguous, so a hit reads one short
+ * array instead of chasing a chain, and val/mask hold the string's first
+ * bytes so that one 64-bit compare at the occurrence checks most strings
+ * whole (the rest of a longer one is compared only when they agree). */
 typedef struct pent {
-    uint32_t rule, next; /* next: entry + 1 in the same chain, or 0 */
+    uint64_t val, mask; /* first min(len, 8) bytes; mask 0xDF on ASCII letters of a
+                         * caseless string, 0 past len; both as loaded from memory */
+    uint32_t rule;
     uint16_t str;
-    uint8_t k;
-    uint8_t len, ic;     /* copies of the string's, read on every hit */
-    uint8_t fac;         /* factor id, or NOT_FACTOR for a candidate string */
+    uint8_t k, len;
 } pent;
 
-#define NOT_FACTOR 0xFF
+#define PAIRS 65536u /* byte pairs, first byte in the low 8 bits */
 
 /* A literal occurrence at f, and the first position a match using it may
  * start at (window [ws, f]). */
@@ -1874,10 +1878,11 @@ struct lg_scanner {
     lg_buf tmp;                  /* scratch for vault look-ups */
     int ref;                     /* test-only: no prefilters (lg_scanner_set_reference) */
     rpf *pf;                     /* per rule: literal prefilter */
-    pent *ents;                  /* prefilter table entries (heap) */
+    pent *ents;                  /* prefilter table entries, by pair, then one-byte strings (heap) */
     size_t nents;
-    uint32_t *head;              /* per byte pair: first entry + 1, or 0 */
-    uint32_t *shead;             /* [256] per byte: first entry + 1 for one-byte strings */
+    uint32_t *key;               /* while building: each entry's pair, or PAIRS + its byte (heap) */
+    uint32_t *pofs;              /* [PAIRS + 257] entries of pair x: ents[pofs[x]..pofs[x + 1]);
+                                  * of one-byte strings starting with b: at PAIRS + b */
     unsigned char *bm;           /* [8192] byte pairs with any entry (one-byte strings: every pair) */
     cvec *cand;                  /* per rule: candidate literal positions of this step */
     uint64_t *seen;              /* per rule, this step: factors that occur in its view */
@@ -1897,7 +1902,7 @@ struct lg_scanner {
     const lg_scanner *tmpl;      /* the policy's shared tables, or NULL: ours */
 };
 
-static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t *chain)
+static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t key)
 {
     if ((s->nents & (s->nents - 1)) == 0 || s->nents == 0) {
         size_t cap = s->nents ? s->nents * 2 : 64;
@@ -1905,18 +1910,55 @@ static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t 
         if (!ne)
             return LG_E_NOMEM;
         s->ents = ne;
+        uint32_t *nk = realloc(s->key, cap * sizeof *nk);
+        if (!nk)
+            return LG_E_NOMEM;
+        s->key = nk;
     }
     if (s->nents >= UINT32_MAX - 1)
         return LG_E_NOMEM;
     const rpf *f = &s->pf[rule];
-    s->ents[s->nents] = (pent){ .rule = rule,
-                                .next = *chain,
-                                .str = (uint16_t)str,
-                                .k = (uint8_t)k,
-                                .len = f->len[str],
-                                .ic = f->ic[str],
-                                .fac = str >= f->nstr ? f->br[str] : NOT_FACTOR };
-    *chain = (uint32_t)++s->nents;
+    unsigned char vb[8] = { 0 }, mb[8] = { 0 };
+    for (size_t q = 0; q < 8 && q < f->len[str]; q++) {
+        unsigned char c = (unsigned char)f->s[str][q];
+        int letter = f->ic[str] && c >= 'a' && c <= 'z';
+        mb[q] = (unsigned char)(letter ? 0xDF : 0xFF);
+        vb[q] = (unsigned char)(c & mb[q]);
+    }
+    pent *e = &s->ents[s->nents];
+    memcpy(&e->val, vb, 8);
+    memcpy(&e->mask, mb, 8);
+    e->rule = rule;
+    e->str = (uint16_t)str;
+    e->k = (uint8_t)k;
+    e->len = f->len[str];
+    s->key[s->nents++] = key;
+    return LG_OK;
+}
+
+/* Group the entries by key (a counting sort: the order within a pair does
+ * not matter, candidates are sorted afterwards). */
+static int ent_group(lg_scanner *s)
+{
+    uint32_t *cnt = s->pofs;
+    pent *g = malloc((s->nents ? s->nents : 1) * sizeof *g);
+    if (!g)
+        return LG_E_NOMEM;
+    for (size_t e = 0; e < s->nents; e++)
+        cnt[s->key[e] + 1]++;
+    for (size_t x = 0; x < PAIRS + 256; x++)
+        cnt[x + 1] += cnt[x];
+    /* place each entry at its key's next free slot, then shift the starts
+     * back */
+    for (size_t e = 0; e < s->nents; e++)
+        g[cnt[s->key[e]]++] = s->ents[e];
+    for (size_t x = PAIRS + 256; x > 0; x--)
+        cnt[x] = cnt[x - 1];
+    cnt[0] = 0;
+    free(s->ents);
+    free(s->key);
+    s->key = NULL;
+    s->ents = g;
     return LG_OK;
 }
 
@@ -1944,7 +1986,7 @@ static int pf_index(lg_scanner *s, size_t ri)
         int na = variants((unsigned char)f->s[j][k], f->ic[j], a);
         if (l == 1) {
             for (int x = 0; x < na; x++) {
-                int rc = ent_add(s, (uint32_t)ri, j, 0, &s->shead[a[x]]);
+                int rc = ent_add(s, (uint32_t)ri, j, 0, PAIRS + a[x]);
                 if (rc)
                     return rc;
                 for (unsigned y = 0; y < 256; y++) {
@@ -1958,7 +2000,7 @@ static int pf_index(lg_scanner *s, size_t ri)
         for (int x = 0; x < na; x++)
             for (int y = 0; y < nb; y++) {
                 unsigned idx = a[x] | b[y] << 8;
-                int rc = ent_add(s, (uint32_t)ri, j, k, &s->head[idx]);
+                int rc = ent_add(s, (uint32_t)ri, j, k, idx);
                 if (rc)
                     return rc;
                 s->bm[idx >> 3] |= (unsigned char)(1u << (idx & 7));
@@ -2052,8 +2094,7 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         s->pf = t->pf;
         s->ents = t->ents;
         s->nents = t->nents;
-        s->head = t->head;
-        s->shead = t->shead;
+        s->pofs = t->pofs;
         s->bm = t->bm;
         s->lead = t->lead;
         s->nlead = t->nlead;
@@ -2073,13 +2114,12 @@ static int build_index(lg_scanner *s)
     const lg_policy *p = s->p;
     size_t nr = p->nrules ? p->nrules : 1;
     s->pf = calloc(nr, sizeof *s->pf);
-    s->head = calloc(65536, sizeof *s->head);
-    s->shead = calloc(256, sizeof *s->shead);
+    s->pofs = calloc(PAIRS + 257, sizeof *s->pofs);
     s->bm = calloc(8192, 1);
     s->lead = calloc(nr, sizeof *s->lead);
     s->nlead = calloc(nr, 1);
     s->gate = calloc(nr, sizeof *s->gate);
-    if (!s->pf || !s->head || !s->shead || !s->bm || !s->lead || !s->nlead || !s->gate)
+    if (!s->pf || !s->pofs || !s->bm || !s->lead || !s->nlead || !s->gate)
         return LG_E_NOMEM;
     ccache *cc = calloc(1, sizeof *cc); /* NULL: no cache, same result */
     int rc = LG_OK;
@@ -2099,7 +2139,7 @@ static int build_index(lg_scanner *s)
         for (size_t i = 0; i < cc->n; i++)
             free(cc->x[i]);
     free(cc);
-    return rc;
+    return rc == LG_OK ? ent_group(s) : rc;
 }
 
 int lg_scan_prepare(lg_policy *p)
@@ -2151,10 +2191,10 @@ void lg_scanner_free(lg_scanner *s)
             for (size_t i = 0; i < s->p->nrules; i++)
                 rpf_clear(&s->pf[i]);
         free(s->pf);
-        free(s->head);
-        free(s->shead);
+        free(s->pofs);
         free(s->bm);
         free(s->ents);
+        free(s->key);
         free(s->lead);
         free(s->nlead);
         if (s->gate)
@@ -2490,51 +2530,67 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
     return LG_OK;
 }
 
+/* Whether t[0..l) is x[0..l), ASCII-caselessly when ic (x is stored in
+ * lower case). */
+static int str_eq(const unsigned char *t, const char *x, size_t l, int ic)
+{
+    if (!ic)
+        return memcmp(t, x, l) == 0;
+    for (size_t q = 0; q < l; q++) {
+        unsigned c = t[q];
+        if (c >= 'A' && c <= 'Z')
+            c |= 0x20;
+        if (c != (unsigned char)x[q])
+            return 0;
+    }
+    return 1;
+}
+
 /* Record literal occurrences in view vw (from lo) for the rules of view
  * kind `which`, each at or after its own search start. */
 static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t lo)
 {
     const unsigned char *t = (const unsigned char *)vw->t;
     size_t end = vw->end;
+    /* local copies: the stores below (seen, cand) could alias them */
+    const unsigned char *bm = sc->bm;
+    const uint32_t *pofs = sc->pofs;
+    const pent *ents = sc->ents;
+    const unsigned char *rview = sc->rview;
+    const size_t *vpos = sc->vpos;
+    const rpf *pfs = sc->pf;
     for (size_t i = lo; i < end; i++) {
         /* t[end] is readable: the NUL after a buffer's data, or held bytes */
         unsigned idx = t[i] | (unsigned)t[i + 1] << 8;
-        if (!(sc->bm[idx >> 3] >> (idx & 7) & 1))
+        if (!(bm[idx >> 3] >> (idx & 7) & 1))
             continue;
-        for (int pass = 0; pass < 2; pass++) {
-            uint32_t e = pass ? sc->head[idx] : sc->shead[t[i]];
-            while (e) {
-                const pent *pe = &sc->ents[e - 1];
-                e = pe->next;
-                if (sc->rview[pe->rule] != which || i < pe->k)
+        /* strings filed under the pair, then one-byte strings starting here */
+        for (unsigned key = idx;; key = PAIRS + t[i]) {
+            for (uint32_t e = pofs[key], ee = pofs[key + 1]; e < ee; e++) {
+                const pent *pe = &ents[e];
+                if (i < pe->k)
                     continue;
-                size_t f = i - pe->k;
-                if (f < sc->vpos[pe->rule])
+                size_t f = i - pe->k, l = pe->len;
+                if (f + 8 <= end) {
+                    uint64_t w;
+                    memcpy(&w, t + f, 8);
+                    if ((w & pe->mask) != pe->val)
+                        continue;
+                    if (l > 8 && (f + l > end || !str_eq(t + f + 8, pfs[pe->rule].s[pe->str] + 8,
+                                                         l - 8, pfs[pe->rule].ic[pe->str])))
+                        continue;
+                } else if (f + l > end ||
+                           !str_eq(t + f, pfs[pe->rule].s[pe->str], l, pfs[pe->rule].ic[pe->str]))
                     continue;
-                if (pe->fac != NOT_FACTOR && (sc->seen[pe->rule] >> pe->fac & 1))
-                    continue; /* this factor is known to occur */
-                const rpf *pf = &sc->pf[pe->rule];
-                size_t l = pe->len;
-                if (f + l > end)
+                uint32_t ru = pe->rule;
+                if (rview[ru] != which || f < vpos[ru])
                     continue;
-                const char *x = pf->s[pe->str];
-                int ok = 1;
-                if (pe->ic) {
-                    for (size_t q = 0; q < l && ok; q++) {
-                        unsigned c = t[f + q];
-                        if (c >= 'A' && c <= 'Z')
-                            c |= 0x20;
-                        ok = c == (unsigned char)x[q];
-                    }
-                } else
-                    ok = memcmp(t + f, x, l) == 0;
-                if (!ok)
-                    continue;
-                if (pe->fac != NOT_FACTOR) {
-                    sc->seen[pe->rule] |= (uint64_t)1 << pe->fac;
+                const rpf *pf = &pfs[ru];
+                if (pe->str >= pf->nstr) { /* a factor string */
+                    sc->seen[ru] |= (uint64_t)1 << pf->br[pe->str];
                     continue;
                 }
-                cvec *cv = &sc->cand[pe->rule];
+                cvec *cv = &sc->cand[ru];
                 if (cv->n == cv->cap) {
                     size_t cap = cv->cap ? cv->cap * 2 : 64;
                     cand *nv = realloc(cv->v, cap * sizeof *nv);
@@ -2543,9 +2599,11 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
                     cv->v = nv;
                     cv->cap = cap;
                 }
-                size_t ws = back_start(&pf->b[pf->br[pe->str]], vw->t, end, sc->vpos[pe->rule], f);
+                size_t ws = back_start(&pf->b[pf->br[pe->str]], vw->t, end, vpos[ru], f);
                 cv->v[cv->n++] = (cand){ .ws = ws, .f = f, .br = pf->br[pe->str] };
             }
+            if (key >= PAIRS)
+                break;
         }
     }
     return LG_OK;
