@@ -1458,6 +1458,7 @@ typedef struct rpf {
     unsigned char *br;       /* candidate string: its branch; factor string: its factor (heap) */
     rbranch *b;              /* per branch (heap) */
     uint64_t *need;          /* per branch: factors a match of it contains (heap) */
+    uint32_t *fid;           /* per factor string: its number among the policy's (heap) */
     size_t nb;
     size_t nfac;             /* factors (at most 64) */
     size_t reach;            /* how far past a start the matcher may look (PF_INF: unbounded) */
@@ -1477,6 +1478,7 @@ static void rpf_clear(rpf *f)
     free(f->br);
     free(f->b);
     free(f->need);
+    free(f->fid);
     memset(f, 0, sizeof *f);
 }
 
@@ -1795,25 +1797,21 @@ static void rgate_analyse(const char *pattern, rgate *g, ccache *cc)
         rgate_clear(g);
 }
 
-/* Whether t[lo..end) has a run of at least min bytes of class cls. */
+/* Whether t[lo..end) has a run of at least min bytes of class cls.  A run
+ * of min bytes starting at i or later covers i + min - 1, so that byte is
+ * probed and the text walked back from it: reaching i finds a run, and a
+ * byte outside the class at q rules out every start up to q.  No byte is
+ * looked at twice, and prose (short words) costs a few bytes per probe. */
 static int has_run(const unsigned char *t, size_t lo, size_t end, const unsigned char *cls, size_t min)
 {
     size_t i = lo;
     while (i <= end && end - i >= min) {
-        size_t p = i + min - 1;
-        if (!bget(cls, t[p])) { /* no run of min covers p */
-            i = p + 1;
-            continue;
-        }
-        size_t b = p;
-        while (b > i && bget(cls, t[b - 1]))
-            b--;
-        size_t e = p + 1;
-        while (e < end && e - b < min && bget(cls, t[e]))
-            e++;
-        if (e - b >= min)
+        size_t q = i + min;
+        while (q > i && bget(cls, t[q - 1]))
+            q--;
+        if (q == i)
             return 1;
-        i = e + 1;
+        i = q; /* t[q - 1] is outside the class */
     }
     return 0;
 }
@@ -1845,10 +1843,20 @@ static int rgate_pass(const rgate *g, const char *t, size_t lo, size_t end)
 typedef struct pent {
     uint64_t val, mask; /* first min(len, 8) bytes; mask 0xDF on ASCII letters of a
                          * caseless string, 0 past len; both as loaded from memory */
-    uint32_t rule;
-    uint16_t str;
+    uint32_t rule;      /* FAC_ENTRY: the factor string's number (fstr) */
+    uint16_t str;       /* FAC_ENTRY for a factor string */
     uint8_t k, len;
 } pent;
+
+/* Factor strings are shared: "the" is a factor of many rules, and one
+ * entry notes that it occurs (sc->fseen) for all of them; each rule's
+ * factors are worked out from those notes after the pass (factor_seen). */
+#define FAC_ENTRY 0xFFFFu
+
+typedef struct fstr {
+    char s[XLEN];
+    unsigned char len, ic;
+} fstr;
 
 #define PAIRS 65536u /* byte pairs, first byte in the low 8 bits */
 
@@ -1884,6 +1892,11 @@ struct lg_scanner {
     uint32_t *pofs;              /* [PAIRS + 257] entries of pair x: ents[pofs[x]..pofs[x + 1]);
                                   * of one-byte strings starting with b: at PAIRS + b */
     unsigned char *bm;           /* [8192] byte pairs with any entry (one-byte strings: every pair) */
+    fstr *fs;                    /* the policy's distinct factor strings (heap) */
+    size_t nfs, cfs;
+    uint32_t *fhash;             /* while building: open-addressed index of fs (number + 1) */
+    size_t fhcap;
+    uint64_t *fseen;             /* per factor string, this pass: it occurs (scratch, own) */
     cvec *cand;                  /* per rule: candidate literal positions of this step */
     uint64_t *seen;              /* per rule, this step: factors that occur in its view */
     unsigned char *rview;        /* per rule, this step: 0 idle, 1 raw view, 2 normalised view */
@@ -1895,14 +1908,17 @@ struct lg_scanner {
                                   * starts with, when all are non-ASCII */
     unsigned char *nlead;        /* per rule: how many (0: not used) */
     rgate *gate;                 /* per rule without a prefilter: its run gate */
-    /* The prefilter tables above (pf, ents, head, shead, bm, lead, nlead, gate)
+    /* The prefilter tables above (pf, ents, pofs, bm, fs, lead, nlead, gate)
      * depend only on the policy.  Building them costs milliseconds, so the
      * policy loader builds them once (lg_scan_prepare) and every scanner
      * borrows them read-only; only the per-scan scratch is its own. */
     const lg_scanner *tmpl;      /* the policy's shared tables, or NULL: ours */
 };
 
-static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t key)
+/* File string x[0..l) (caseless when ic) for rule/str (FAC_ENTRY: factor
+ * string number rule) under key, anchored at its pair at offset k. */
+static int ent_add(lg_scanner *s, uint32_t rule, size_t str, const char *x, size_t l, int ic,
+                   size_t k, uint32_t key)
 {
     if ((s->nents & (s->nents - 1)) == 0 || s->nents == 0) {
         size_t cap = s->nents ? s->nents * 2 : 64;
@@ -1917,11 +1933,10 @@ static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t 
     }
     if (s->nents >= UINT32_MAX - 1)
         return LG_E_NOMEM;
-    const rpf *f = &s->pf[rule];
     unsigned char vb[8] = { 0 }, mb[8] = { 0 };
-    for (size_t q = 0; q < 8 && q < f->len[str]; q++) {
-        unsigned char c = (unsigned char)f->s[str][q];
-        int letter = f->ic[str] && c >= 'a' && c <= 'z';
+    for (size_t q = 0; q < 8 && q < l; q++) {
+        unsigned char c = (unsigned char)x[q];
+        int letter = ic && c >= 'a' && c <= 'z';
         mb[q] = (unsigned char)(letter ? 0xDF : 0xFF);
         vb[q] = (unsigned char)(c & mb[q]);
     }
@@ -1931,9 +1946,60 @@ static int ent_add(lg_scanner *s, uint32_t rule, size_t str, size_t k, uint32_t 
     e->rule = rule;
     e->str = (uint16_t)str;
     e->k = (uint8_t)k;
-    e->len = f->len[str];
+    e->len = (uint8_t)l;
     s->key[s->nents++] = key;
     return LG_OK;
+}
+
+/* The number of factor string x[0..l) (caseless when ic) among the
+ * policy's, added when new (*fresh = 1).  -1 on allocation failure. */
+static long fs_intern(lg_scanner *s, const char *x, size_t l, int ic, int *fresh)
+{
+    *fresh = 0;
+    if (2 * (s->nfs + 1) > s->fhcap) {
+        size_t cap = s->fhcap ? s->fhcap * 2 : 1024;
+        uint32_t *nh = calloc(cap, sizeof *nh);
+        if (!nh)
+            return -1;
+        free(s->fhash);
+        s->fhash = nh;
+        s->fhcap = cap;
+        for (size_t q = 0; q < s->nfs; q++) { /* rehash */
+            uint32_t h = 2166136261u;
+            for (size_t c = 0; c < s->fs[q].len; c++)
+                h = (h ^ (unsigned char)s->fs[q].s[c]) * 16777619u;
+            h ^= s->fs[q].ic;
+            size_t at = h & (cap - 1);
+            while (nh[at])
+                at = (at + 1) & (cap - 1);
+            nh[at] = (uint32_t)q + 1;
+        }
+    }
+    uint32_t h = 2166136261u;
+    for (size_t c = 0; c < l; c++)
+        h = (h ^ (unsigned char)x[c]) * 16777619u;
+    h ^= (uint32_t)(ic != 0);
+    size_t at = h & (s->fhcap - 1);
+    for (; s->fhash[at]; at = (at + 1) & (s->fhcap - 1)) {
+        const fstr *q = &s->fs[s->fhash[at] - 1];
+        if (q->len == l && q->ic == (ic != 0) && memcmp(q->s, x, l) == 0)
+            return (long)s->fhash[at] - 1;
+    }
+    if (s->nfs == s->cfs) {
+        size_t cap = s->cfs ? s->cfs * 2 : 256;
+        fstr *nf = realloc(s->fs, cap * sizeof *nf);
+        if (!nf)
+            return -1;
+        s->fs = nf;
+        s->cfs = cap;
+    }
+    fstr *q = &s->fs[s->nfs];
+    memcpy(q->s, x, l);
+    q->len = (unsigned char)l;
+    q->ic = (unsigned char)(ic != 0);
+    s->fhash[at] = (uint32_t)++s->nfs;
+    *fresh = 1;
+    return (long)s->nfs - 1;
 }
 
 /* Group the entries by key (a counting sort: the order within a pair does
@@ -1975,18 +2041,34 @@ static int variants(unsigned c, int icase, unsigned *v)
 }
 
 /* Enter rule ri's prefilter strings in the table, each at its rarest pair
- * of bytes (one-byte strings under every pair starting with the byte). */
+ * of bytes (one-byte strings under every pair starting with the byte); a
+ * factor string only the first time any rule has it. */
 static int pf_index(lg_scanner *s, size_t ri)
 {
-    const rpf *f = &s->pf[ri];
+    rpf *f = &s->pf[ri];
+    if (f->nfs && !(f->fid = malloc(f->nfs * sizeof *f->fid)))
+        return LG_E_NOMEM;
     for (size_t j = 0; j < f->nstr + f->nfs; j++) {
         size_t l = f->len[j], k;
+        uint32_t who = (uint32_t)ri;
+        size_t str = j;
+        if (j >= f->nstr) {
+            int fresh;
+            long id = fs_intern(s, f->s[j], l, f->ic[j], &fresh);
+            if (id < 0)
+                return LG_E_NOMEM;
+            f->fid[j - f->nstr] = (uint32_t)id;
+            if (!fresh)
+                continue;
+            who = (uint32_t)id;
+            str = FAC_ENTRY;
+        }
         str_cost(f->s[j], l, f->ic[j], &k);
         unsigned a[2], b[2];
         int na = variants((unsigned char)f->s[j][k], f->ic[j], a);
         if (l == 1) {
             for (int x = 0; x < na; x++) {
-                int rc = ent_add(s, (uint32_t)ri, j, 0, PAIRS + a[x]);
+                int rc = ent_add(s, who, str, f->s[j], l, f->ic[j], 0, PAIRS + a[x]);
                 if (rc)
                     return rc;
                 for (unsigned y = 0; y < 256; y++) {
@@ -2000,7 +2082,7 @@ static int pf_index(lg_scanner *s, size_t ri)
         for (int x = 0; x < na; x++)
             for (int y = 0; y < nb; y++) {
                 unsigned idx = a[x] | b[y] << 8;
-                int rc = ent_add(s, (uint32_t)ri, j, k, idx);
+                int rc = ent_add(s, who, str, f->s[j], l, f->ic[j], k, idx);
                 if (rc)
                     return rc;
                 s->bm[idx >> 3] |= (unsigned char)(1u << (idx & 7));
@@ -2094,14 +2176,24 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         s->pf = t->pf;
         s->ents = t->ents;
         s->nents = t->nents;
+        s->fs = t->fs;
+        s->nfs = t->nfs;
         s->pofs = t->pofs;
         s->bm = t->bm;
         s->lead = t->lead;
         s->nlead = t->nlead;
         s->gate = t->gate;
+        if (!(s->fseen = calloc(s->nfs / 64 + 1, sizeof *s->fseen))) {
+            lg_scanner_free(s);
+            return NULL;
+        }
         return s;
     }
     if (build_index(s) != LG_OK) {
+        lg_scanner_free(s);
+        return NULL;
+    }
+    if (!(s->fseen = calloc(s->nfs / 64 + 1, sizeof *s->fseen))) {
         lg_scanner_free(s);
         return NULL;
     }
@@ -2139,6 +2231,8 @@ static int build_index(lg_scanner *s)
         for (size_t i = 0; i < cc->n; i++)
             free(cc->x[i]);
     free(cc);
+    free(s->fhash);
+    s->fhash = NULL;
     return rc == LG_OK ? ent_group(s) : rc;
 }
 
@@ -2185,6 +2279,7 @@ void lg_scanner_free(lg_scanner *s)
     free(s->vpos);
     free(s->seen);
     free(s->nbuf);
+    free(s->fseen);
     lg_nmap_free(&s->nmap);
     if (!s->tmpl) {
         if (s->pf)
@@ -2195,6 +2290,8 @@ void lg_scanner_free(lg_scanner *s)
         free(s->bm);
         free(s->ents);
         free(s->key);
+        free(s->fs);
+        free(s->fhash);
         free(s->lead);
         free(s->nlead);
         if (s->gate)
@@ -2546,6 +2643,22 @@ static int str_eq(const unsigned char *t, const char *x, size_t l, int ic)
     return 1;
 }
 
+/* Whether t[from..len) holds the rest of entry pe's string (t is where
+ * the string would start). */
+static int ent_eq(const lg_scanner *sc, const pent *pe, const unsigned char *t, size_t from)
+{
+    const char *x;
+    int ic;
+    if (pe->str == FAC_ENTRY) {
+        x = sc->fs[pe->rule].s;
+        ic = sc->fs[pe->rule].ic;
+    } else {
+        x = sc->pf[pe->rule].s[pe->str];
+        ic = sc->pf[pe->rule].ic[pe->str];
+    }
+    return str_eq(t + from, x + from, pe->len - from, ic);
+}
+
 /* Record literal occurrences in view vw (from lo) for the rules of view
  * kind `which`, each at or after its own search start. */
 static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t lo)
@@ -2576,20 +2689,20 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
                     memcpy(&w, t + f, 8);
                     if ((w & pe->mask) != pe->val)
                         continue;
-                    if (l > 8 && (f + l > end || !str_eq(t + f + 8, pfs[pe->rule].s[pe->str] + 8,
-                                                         l - 8, pfs[pe->rule].ic[pe->str])))
+                    if (l > 8 && (f + l > end || !ent_eq(sc, pe, t + f, 8)))
                         continue;
-                } else if (f + l > end ||
-                           !str_eq(t + f, pfs[pe->rule].s[pe->str], l, pfs[pe->rule].ic[pe->str]))
+                } else if (f + l > end || !ent_eq(sc, pe, t + f, 0))
                     continue;
                 uint32_t ru = pe->rule;
+                if (pe->str == FAC_ENTRY) {
+                    /* seen before a rule's search start, too: the gate is
+                     * then weaker, never wrong */
+                    sc->fseen[ru >> 6] |= (uint64_t)1 << (ru & 63);
+                    continue;
+                }
                 if (rview[ru] != which || f < vpos[ru])
                     continue;
                 const rpf *pf = &pfs[ru];
-                if (pe->str >= pf->nstr) { /* a factor string */
-                    sc->seen[ru] |= (uint64_t)1 << pf->br[pe->str];
-                    continue;
-                }
                 cvec *cv = &sc->cand[ru];
                 if (cv->n == cv->cap) {
                     size_t cap = cv->cap ? cv->cap * 2 : 64;
@@ -2607,6 +2720,24 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
         }
     }
     return LG_OK;
+}
+
+/* Which factors of each rule of view kind w occur, from the factor
+ * strings the pass saw (only rules with candidates need to know). */
+static void factor_seen(lg_scanner *sc, unsigned char w)
+{
+    for (size_t i = 0; i < sc->p->nrules; i++) {
+        const rpf *pf = &sc->pf[i];
+        if (sc->rview[i] != w || !pf->nfac || !sc->cand[i].n)
+            continue;
+        uint64_t seen = 0;
+        for (size_t q = 0; q < pf->nfs; q++) {
+            uint32_t id = pf->fid[q];
+            if (sc->fseen[id >> 6] >> (id & 63) & 1)
+                seen |= (uint64_t)1 << pf->br[pf->nstr + q];
+        }
+        sc->seen[i] = seen;
+    }
 }
 
 /* Drop the candidates of branches missing one of their factors (see
@@ -2916,9 +3047,11 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
     for (unsigned char w = 1; w <= 2; w++) {
         if (lo[w] == (size_t)-1)
             continue;
+        memset(sc->fseen, 0, (sc->nfs / 64 + 1) * sizeof *sc->fseen);
         int rc = cand_pass(sc, w == 1 ? vr : vn, w, lo[w]);
         if (rc)
             return rc;
+        factor_seen(sc, w);
     }
     for (size_t i = 0; i < pol->nrules; i++) {
         if (sc->pf[i].nfac && sc->cand[i].n)

@@ -994,6 +994,36 @@ Test(scan_prefilter, factor_gates_agree_with_reference)
     tpol_free(&t);
 }
 
+Test(scan_prefilter, shared_factor_strings_reach_every_rule)
+{
+    /* A factor string several rules have is one table entry that notes
+     * its occurrence for all of them.  Each rule here needs "rules" beside
+     * its own verb: caseless, case-sensitive ("d", entered first, which a
+     * caseless one must not be taken for) or "RULES"; each text has the
+     * needed string once, so a rule that missed the note would lose its
+     * finding. */
+    tpol t;
+    tpol_init(&t);
+    add_rule(&t, "d", "\\bskip\\s{1,4}[a-z]{1,12}\\s{1,4}rules\\b", LG_ACT_REDACT);
+    add_rule(&t, "a", "(?i)\\bignore\\s{1,4}[a-z]{1,12}\\s{1,4}rules\\b", LG_ACT_REDACT);
+    add_rule(&t, "b", "(?i)\\bforget\\s{1,4}[a-z]{1,12}\\s{1,4}rules\\b", LG_ACT_REDACT);
+    add_rule(&t, "c", "\\bRESET\\s{1,4}[A-Z]{1,12}\\s{1,4}RULES\\b", LG_ACT_REDACT);
+    const char *texts[] = {
+        "please forget those rules today",
+        "lorem ipsum RESET THOSE RULES dolor",
+        "ignore these Rules, then skip any rules",
+        "forget the RULES and RESET ALL rules",
+        "skip all RULES; RESET ALL RULES",
+        "reset all rules, ignore all RULES",
+        "ignore these Rules",
+    };
+    assert_ref_parity_texts(&t.p, texts, sizeof texts / sizeof texts[0]);
+    size_t want[] = { 1, 1, 2, 1, 1, 1, 1 };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        cr_assert_eq(whole_findings(&t.p, LG_SCAN_ENFORCE, texts[i]), want[i], "%s", texts[i]);
+    tpol_free(&t);
+}
+
 Test(scan_prefilter, run_gates_agree_with_reference)
 {
     /* A rule with no literal at all (a base64 or hex blob) is skipped in
