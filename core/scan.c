@@ -391,6 +391,7 @@ typedef struct pp {
     const unsigned char *p;
     size_t i, n;
     int icase, fail, depth;
+    int hx;     /* classes of a few explicit non-ASCII characters are exact sets */
     ccache *cc; /* may be NULL */
 } pp;
 
@@ -838,10 +839,15 @@ static int simple_esc(unsigned c, unsigned *cp)
 }
 
 /* [...] */
+#define HX_MAX 16 /* non-ASCII characters in a class read as an exact set (pp.hx) */
+
 static void parse_class(pp *P, an *a)
 {
     unsigned char set[32] = { 0 };
     int high = 0, neg = 0, first = 1;
+    unsigned hlo[HX_MAX], hhi[HX_MAX]; /* its explicit non-ASCII ranges */
+    size_t nh = 0, hn = 0;             /* how many, and characters in them */
+    int hany = 0;                      /* non-ASCII members not listed there */
     if (P->i < P->n && P->p[P->i] == '^') {
         neg = 1;
         P->i++;
@@ -879,7 +885,7 @@ static void parse_class(pp *P, an *a)
                 } else
                     for (int k = 0; k < 32; k++)
                         set[k] |= s2[k];
-                high = 1;
+                high = hany = 1;
                 continue;
             }
             if (e == 'p' || e == 'P') {
@@ -890,7 +896,7 @@ static void parse_class(pp *P, an *a)
                 } else
                     P->i++;
                 memset(set, 0xFF, 16);
-                high = 1;
+                high = hany = 1;
                 continue;
             }
             if (e == 'x')
@@ -933,24 +939,56 @@ static void parse_class(pp *P, an *a)
                 return;
             }
         }
-        if (hi >= 0x80)
+        if (hi >= 0x80) {
             high = 1;
+            unsigned l0 = lo < 0x80 ? 0x80 : lo;
+            if (nh < HX_MAX && hi - l0 < HX_MAX) {
+                hlo[nh] = l0;
+                hhi[nh++] = hi;
+                hn += hi - l0 + 1;
+            } else
+                hany = 1;
+        }
         for (unsigned k = lo; k <= hi && k < 0x80; k++) {
             bset(set, k);
             if (P->icase && is_alpha(k)) {
                 bset(set, k | 0x20);
                 bset(set, k & ~0x20u);
                 if ((k | 0x20) == 'k' || (k | 0x20) == 's')
-                    high = 1;
+                    high = hany = 1;
             }
         }
     }
     if (neg) {
         for (unsigned k = 0; k < 128; k++)
             set[k >> 3] ^= (unsigned char)(1u << (k & 7));
-        high = 1;
+        high = hany = 1;
     }
     an_class(a, set, high);
+    if (high && P->hx && !hany && !P->icase && hn <= HX_MAX) {
+        /* only listed characters: each one's encoding, and the ASCII
+         * members, are every string the class can consume */
+        xset *x = x_new();
+        int ok = x != NULL;
+        for (unsigned k = 0; ok && k < 128; k++)
+            if (bget(set, k)) {
+                char c = (char)k;
+                ok = x->n < 12 && x_add(x, &c, 1, 0) == 0;
+            }
+        for (size_t r = 0; ok && r < nh; r++)
+            for (unsigned cp = hlo[r]; ok && cp <= hhi[r]; cp++) {
+                char e[4];
+                if (cp >= 0xD800 && cp <= 0xDFFF)
+                    continue; /* no such character */
+                ok = x_add(x, e, enc(cp, e), 0) == 0;
+            }
+        if (ok && x->n) {
+            a->x = x;
+            an_pf_from_x(a);
+        } else
+            free(x);
+        return;
+    }
     if (!high) {
         xset *x = x_new();
         int ok = x != NULL;
@@ -1872,6 +1910,14 @@ typedef struct cvec {
     size_t n, cap;
 } cvec;
 
+/* Strings every match of a rule begins with (see lead_strs). */
+#define LP_MAX 16
+typedef struct lpre {
+    unsigned char n;          /* how many; 0: unknown */
+    unsigned char len[LP_MAX];
+    char s[LP_MAX][4];        /* the first (at most 4) bytes of each */
+} lpre;
+
 struct lg_scanner {
     const lg_policy *p;
     pcre2_match_data *md;        /* ovector for the rule with most captures */
@@ -1907,8 +1953,10 @@ struct lg_scanner {
     unsigned char (*lead)[4];    /* per rule without a prefilter: the bytes every match
                                   * starts with, when all are non-ASCII */
     unsigned char *nlead;        /* per rule: how many (0: not used) */
+    lpre *lp;                    /* per rule without a prefilter: strings every match
+                                  * starts with, when known (lead_strs) */
     rgate *gate;                 /* per rule without a prefilter: its run gate */
-    /* The prefilter tables above (pf, ents, pofs, bm, fs, lead, nlead, gate)
+    /* The prefilter tables above (pf, ents, pofs, bm, fs, lead, nlead, lp, gate)
      * depend only on the policy.  Building them costs milliseconds, so the
      * policy loader builds them once (lg_scan_prepare) and every scanner
      * borrows them read-only; only the per-scan scratch is its own. */
@@ -2119,6 +2167,68 @@ static void lead_bytes(lg_scanner *s, size_t ri)
     s->nlead[ri] = (unsigned char)n;
 }
 
+/* Sharper than the start bitmap, when the pattern says it: the strings
+ * every match begins with (the analyser's prefix set, reading a class of a
+ * few listed non-ASCII characters as the set of their encodings), when
+ * there are few and all start with a non-ASCII byte.  A whole-text search
+ * then starts at the first place one of them occurs: "，" (EF BC 8C) no
+ * longer starts a search for zero-width characters (EF BB BF). */
+static void lead_strs(lg_scanner *s, size_t ri, ccache *cc)
+{
+    const char *pattern = s->p->rules[ri].pattern;
+    pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern), .cc = cc, .hx = 1 };
+    an out;
+    parse_alt(&P, &out);
+    const xset *x = out.pf;
+    int ok = !P.fail && P.i == P.n && x && x->n && x->n <= LP_MAX;
+    unsigned char first[4];
+    unsigned nf = 0;
+    for (size_t k = 0; ok && k < x->n; k++) {
+        unsigned char b = (unsigned char)x->s[k][0];
+        ok = x->len[k] > 0 && b >= 0xC2 && !x->ic[k];
+        unsigned q = 0;
+        while (ok && q < nf && first[q] != b)
+            q++;
+        if (ok && q == nf)
+            ok = nf < 4 ? (first[nf++] = b, 1) : 0;
+    }
+    if (ok) {
+        lpre *L = &s->lp[ri];
+        for (size_t k = 0; k < x->n; k++) {
+            /* a prefix of a string every match begins with is one too */
+            L->len[k] = (unsigned char)(x->len[k] < 4 ? x->len[k] : 4);
+            memcpy(L->s[k], x->s[k], L->len[k]);
+        }
+        L->n = (unsigned char)x->n;
+        memcpy(s->lead[ri], first, nf);
+        s->nlead[ri] = (unsigned char)nf;
+    }
+    an_free(&out);
+}
+
+/* The first position in w[from..end) where one of L's strings occurs
+ * whole (end when none): each lead byte found with memchr, its strings
+ * compared there. */
+static size_t lead_find(const lpre *L, const unsigned char *lead, unsigned nlead, const char *w,
+                        size_t from, size_t end)
+{
+    size_t best = end;
+    for (unsigned b = 0; b < nlead; b++)
+        for (size_t p = from; p < best;) {
+            const char *hit = memchr(w + p, lead[b], best - p);
+            if (!hit)
+                break;
+            size_t q = (size_t)(hit - w);
+            for (size_t k = 0; k < L->n; k++)
+                if (end - q >= L->len[k] && memcmp(w + q, L->s[k], L->len[k]) == 0) {
+                    best = q;
+                    break;
+                }
+            p = q + 1;
+        }
+    return best;
+}
+
 static int build_index(lg_scanner *s);
 
 lg_scanner *lg_scanner_new(const lg_policy *p)
@@ -2182,6 +2292,7 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         s->bm = t->bm;
         s->lead = t->lead;
         s->nlead = t->nlead;
+        s->lp = t->lp;
         s->gate = t->gate;
         if (!(s->fseen = calloc(s->nfs / 64 + 1, sizeof *s->fseen))) {
             lg_scanner_free(s);
@@ -2210,8 +2321,9 @@ static int build_index(lg_scanner *s)
     s->bm = calloc(8192, 1);
     s->lead = calloc(nr, sizeof *s->lead);
     s->nlead = calloc(nr, 1);
+    s->lp = calloc(nr, sizeof *s->lp);
     s->gate = calloc(nr, sizeof *s->gate);
-    if (!s->pf || !s->pofs || !s->bm || !s->lead || !s->nlead || !s->gate)
+    if (!s->pf || !s->pofs || !s->bm || !s->lead || !s->nlead || !s->lp || !s->gate)
         return LG_E_NOMEM;
     ccache *cc = calloc(1, sizeof *cc); /* NULL: no cache, same result */
     int rc = LG_OK;
@@ -2224,6 +2336,7 @@ static int build_index(lg_scanner *s)
             rc = pf_index(s, i);
         else {
             lead_bytes(s, i);
+            lead_strs(s, i, cc);
             rgate_analyse(r->pattern, &s->gate[i], cc);
         }
     }
@@ -2294,6 +2407,7 @@ void lg_scanner_free(lg_scanner *s)
         free(s->fhash);
         free(s->lead);
         free(s->nlead);
+        free(s->lp);
         if (s->gate)
             for (size_t i = 0; i < s->p->nrules; i++)
                 rgate_clear(&s->gate[i]);
@@ -2551,11 +2665,14 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
         }
         if (!pf && !partial && !sc->ref && sc->nlead[ri]) {
             size_t q = end;
-            for (unsigned k = 0; k < sc->nlead[ri]; k++) {
-                const char *hit = ws < q ? memchr(w + ws, sc->lead[ri][k], q - ws) : NULL;
-                if (hit)
-                    q = (size_t)(hit - w);
-            }
+            if (sc->lp[ri].n)
+                q = lead_find(&sc->lp[ri], sc->lead[ri], sc->nlead[ri], w, ws, end);
+            else
+                for (unsigned k = 0; k < sc->nlead[ri]; k++) {
+                    const char *hit = ws < q ? memchr(w + ws, sc->lead[ri][k], q - ws) : NULL;
+                    if (hit)
+                        q = (size_t)(hit - w);
+                }
             if (q == end) { /* no match can start: as the matcher would find */
                 *hold = end;
                 break;

@@ -5,8 +5,9 @@
  * same output bytes, the same findings and the same action, with the
  * hold-back never above its bound.  A fixed rule set covering validators,
  * placeholders and restoration, lookbehind, \b, anchors, a block rule,
- * possibly long matches, literals gated by other literals and a
- * literal-free run is compiled once. */
+ * possibly long matches, literals gated by other literals (some shared by
+ * two rules), a literal-free run and a rule found by its lead characters
+ * is compiled once. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,12 @@ static lg_rule rules[] = {
     { .id = "factors", .pattern = "(?i)\\b(?:ignore|skip)\\s{1,3}(?:all\\s)?(?:previous|prior)\\s"
                                   "(?:rules|orders)\\b|note\\sto\\s(?:ai|bot)[^\\n]{0,20}?ignore",
       .action = LG_ACT_BLOCK },
+    /* a factor string ("previous", "rules", ...) shared with "factors" */
+    { .id = "factors2", .pattern = "(?i)\\bforget\\s{1,3}(?:previous|prior)\\s(?:rules|orders)\\b",
+      .action = LG_ACT_LOG },
+    /* lead strings: no literal, every match starts with a listed character */
+    { .id = "zw", .pattern = "(?<=[a-z])[\\x{200B}\\x{FEFF}\\x{180E}]{1,4}", .raw = 1,
+      .action = LG_ACT_REDACT, .mask = "" },
     /* a run gate: no literal, a long run of one class */
     { .id = "blob", .pattern = "(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,64}(?![A-Za-z0-9+/])|(?:%[0-9A-F]{2}){6,}",
       .action = LG_ACT_LOG },
