@@ -1881,20 +1881,28 @@ static int rgate_pass(const rgate *g, const char *t, size_t lo, size_t end)
 typedef struct pent {
     uint64_t val, mask; /* first min(len, 8) bytes; mask 0xDF on ASCII letters of a
                          * caseless string, 0 past len; both as loaded from memory */
-    uint32_t rule;      /* FAC_ENTRY: the factor string's number (fstr) */
-    uint16_t str;       /* FAC_ENTRY for a factor string */
+    uint32_t sid;       /* the string's number (lstr) */
     uint8_t k, len;
+    uint8_t fac;        /* it is a factor string of some rule */
 } pent;
 
-/* Factor strings are shared: "the" is a factor of many rules, and one
- * entry notes that it occurs (sc->fseen) for all of them; each rule's
- * factors are worked out from those notes after the pass (factor_seen). */
-#define FAC_ENTRY 0xFFFFu
-
-typedef struct fstr {
+/* Strings are shared: "the" is a factor of eight injection rules and
+ * "ignore" a candidate of several branches of some, and one entry per
+ * distinct string serves them all.  An occurrence of a factor string is
+ * noted once (sc->fseen), and each rule's factors are worked out from the
+ * notes after the pass (factor_seen); an occurrence of a candidate string
+ * is a candidate of each rule and branch that has it (the string's
+ * targets). */
+typedef struct lstr {
     char s[XLEN];
     unsigned char len, ic;
-} fstr;
+    unsigned char fac; /* a factor string of some rule */
+} lstr;
+
+typedef struct ptgt {
+    uint32_t rule;
+    uint16_t str;      /* index in the rule's prefilter strings */
+} ptgt;
 
 #define PAIRS 65536u /* byte pairs, first byte in the low 8 bits */
 
@@ -1938,11 +1946,15 @@ struct lg_scanner {
     uint32_t *pofs;              /* [PAIRS + 257] entries of pair x: ents[pofs[x]..pofs[x + 1]);
                                   * of one-byte strings starting with b: at PAIRS + b */
     unsigned char *bm;           /* [8192] byte pairs with any entry (one-byte strings: every pair) */
-    fstr *fs;                    /* the policy's distinct factor strings (heap) */
-    size_t nfs, cfs;
-    uint32_t *fhash;             /* while building: open-addressed index of fs (number + 1) */
-    size_t fhcap;
-    uint64_t *fseen;             /* per factor string, this pass: it occurs (scratch, own) */
+    lstr *ls;                    /* the policy's distinct prefilter strings (heap) */
+    size_t nls, cls;
+    uint32_t *lhash;             /* while building: open-addressed index of ls (number + 1) */
+    size_t lhcap;
+    uint32_t *tofs;              /* targets of string x: tg[tofs[x]..tofs[x + 1]) (heap) */
+    ptgt *tg;                    /* the rule strings each candidate string stands for (heap) */
+    size_t ntg, ctg;
+    uint32_t *tsid;              /* while building: each target's string */
+    uint64_t *fseen;             /* per string, this pass: it occurs as a factor (scratch, own) */
     cvec *cand;                  /* per rule: candidate literal positions of this step */
     uint64_t *seen;              /* per rule, this step: factors that occur in its view */
     unsigned char *rview;        /* per rule, this step: 0 idle, 1 raw view, 2 normalised view */
@@ -1956,17 +1968,17 @@ struct lg_scanner {
     lpre *lp;                    /* per rule without a prefilter: strings every match
                                   * starts with, when known (lead_strs) */
     rgate *gate;                 /* per rule without a prefilter: its run gate */
-    /* The prefilter tables above (pf, ents, pofs, bm, fs, lead, nlead, lp, gate)
+    /* The prefilter tables above (pf, ents, pofs, bm, ls, tofs, tg, lead, nlead, lp, gate)
      * depend only on the policy.  Building them costs milliseconds, so the
      * policy loader builds them once (lg_scan_prepare) and every scanner
      * borrows them read-only; only the per-scan scratch is its own. */
     const lg_scanner *tmpl;      /* the policy's shared tables, or NULL: ours */
 };
 
-/* File string x[0..l) (caseless when ic) for rule/str (FAC_ENTRY: factor
- * string number rule) under key, anchored at its pair at offset k. */
-static int ent_add(lg_scanner *s, uint32_t rule, size_t str, const char *x, size_t l, int ic,
-                   size_t k, uint32_t key)
+/* File string sid, x[0..l) (caseless when ic), under key, anchored at its
+ * pair at offset k. */
+static int ent_add(lg_scanner *s, uint32_t sid, const char *x, size_t l, int ic, size_t k,
+                   uint32_t key)
 {
     if ((s->nents & (s->nents - 1)) == 0 || s->nents == 0) {
         size_t cap = s->nents ? s->nents * 2 : 64;
@@ -1991,63 +2003,112 @@ static int ent_add(lg_scanner *s, uint32_t rule, size_t str, const char *x, size
     pent *e = &s->ents[s->nents];
     memcpy(&e->val, vb, 8);
     memcpy(&e->mask, mb, 8);
-    e->rule = rule;
-    e->str = (uint16_t)str;
+    e->sid = sid;
     e->k = (uint8_t)k;
     e->len = (uint8_t)l;
+    e->fac = 0; /* set by ent_group */
     s->key[s->nents++] = key;
     return LG_OK;
 }
 
-/* The number of factor string x[0..l) (caseless when ic) among the
- * policy's, added when new (*fresh = 1).  -1 on allocation failure. */
-static long fs_intern(lg_scanner *s, const char *x, size_t l, int ic, int *fresh)
+static uint32_t ls_hash(const char *x, size_t l, int ic)
+{
+    uint32_t h = 2166136261u;
+    for (size_t c = 0; c < l; c++)
+        h = (h ^ (unsigned char)x[c]) * 16777619u;
+    return h ^ (uint32_t)(ic != 0);
+}
+
+/* The number of string x[0..l) (caseless when ic) among the policy's
+ * prefilter strings, added when new (*fresh = 1).  -1 on allocation
+ * failure. */
+static long ls_intern(lg_scanner *s, const char *x, size_t l, int ic, int *fresh)
 {
     *fresh = 0;
-    if (2 * (s->nfs + 1) > s->fhcap) {
-        size_t cap = s->fhcap ? s->fhcap * 2 : 1024;
+    if (2 * (s->nls + 1) > s->lhcap) {
+        size_t cap = s->lhcap ? s->lhcap * 2 : 1024;
         uint32_t *nh = calloc(cap, sizeof *nh);
         if (!nh)
             return -1;
-        free(s->fhash);
-        s->fhash = nh;
-        s->fhcap = cap;
-        for (size_t q = 0; q < s->nfs; q++) { /* rehash */
-            uint32_t h = 2166136261u;
-            for (size_t c = 0; c < s->fs[q].len; c++)
-                h = (h ^ (unsigned char)s->fs[q].s[c]) * 16777619u;
-            h ^= s->fs[q].ic;
-            size_t at = h & (cap - 1);
+        free(s->lhash);
+        s->lhash = nh;
+        s->lhcap = cap;
+        for (size_t q = 0; q < s->nls; q++) { /* rehash */
+            size_t at = ls_hash(s->ls[q].s, s->ls[q].len, s->ls[q].ic) & (cap - 1);
             while (nh[at])
                 at = (at + 1) & (cap - 1);
             nh[at] = (uint32_t)q + 1;
         }
     }
-    uint32_t h = 2166136261u;
-    for (size_t c = 0; c < l; c++)
-        h = (h ^ (unsigned char)x[c]) * 16777619u;
-    h ^= (uint32_t)(ic != 0);
-    size_t at = h & (s->fhcap - 1);
-    for (; s->fhash[at]; at = (at + 1) & (s->fhcap - 1)) {
-        const fstr *q = &s->fs[s->fhash[at] - 1];
+    size_t at = ls_hash(x, l, ic) & (s->lhcap - 1);
+    for (; s->lhash[at]; at = (at + 1) & (s->lhcap - 1)) {
+        const lstr *q = &s->ls[s->lhash[at] - 1];
         if (q->len == l && q->ic == (ic != 0) && memcmp(q->s, x, l) == 0)
-            return (long)s->fhash[at] - 1;
+            return (long)s->lhash[at] - 1;
     }
-    if (s->nfs == s->cfs) {
-        size_t cap = s->cfs ? s->cfs * 2 : 256;
-        fstr *nf = realloc(s->fs, cap * sizeof *nf);
-        if (!nf)
+    if (s->nls == s->cls) {
+        size_t cap = s->cls ? s->cls * 2 : 256;
+        lstr *nl = realloc(s->ls, cap * sizeof *nl);
+        if (!nl)
             return -1;
-        s->fs = nf;
-        s->cfs = cap;
+        s->ls = nl;
+        s->cls = cap;
     }
-    fstr *q = &s->fs[s->nfs];
+    lstr *q = &s->ls[s->nls];
     memcpy(q->s, x, l);
     q->len = (unsigned char)l;
     q->ic = (unsigned char)(ic != 0);
-    s->fhash[at] = (uint32_t)++s->nfs;
+    q->fac = 0;
+    s->lhash[at] = (uint32_t)++s->nls;
     *fresh = 1;
-    return (long)s->nfs - 1;
+    return (long)s->nls - 1;
+}
+
+/* Note that string sid stands for prefilter string str of rule. */
+static int tg_add(lg_scanner *s, uint32_t sid, uint32_t rule, size_t str)
+{
+    if (s->ntg == s->ctg) {
+        size_t cap = s->ctg ? s->ctg * 2 : 256;
+        ptgt *nt = realloc(s->tg, cap * sizeof *nt);
+        if (!nt)
+            return LG_E_NOMEM;
+        s->tg = nt;
+        uint32_t *ns = realloc(s->tsid, cap * sizeof *ns);
+        if (!ns)
+            return LG_E_NOMEM;
+        s->tsid = ns;
+        s->ctg = cap;
+    }
+    s->tg[s->ntg] = (ptgt){ .rule = rule, .str = (uint16_t)str };
+    s->tsid[s->ntg++] = sid;
+    return LG_OK;
+}
+
+/* Group the targets by string (a counting sort, as ent_group). */
+static int tg_group(lg_scanner *s)
+{
+    uint32_t *cnt = calloc(s->nls + 1, sizeof *cnt);
+    ptgt *g = malloc((s->ntg ? s->ntg : 1) * sizeof *g);
+    if (!cnt || !g) {
+        free(cnt);
+        free(g);
+        return LG_E_NOMEM;
+    }
+    for (size_t q = 0; q < s->ntg; q++)
+        cnt[s->tsid[q] + 1]++;
+    for (size_t x = 0; x < s->nls; x++)
+        cnt[x + 1] += cnt[x];
+    for (size_t q = 0; q < s->ntg; q++)
+        g[cnt[s->tsid[q]]++] = s->tg[q];
+    for (size_t x = s->nls; x > 0; x--)
+        cnt[x] = cnt[x - 1];
+    cnt[0] = 0;
+    free(s->tg);
+    free(s->tsid);
+    s->tsid = NULL;
+    s->tg = g;
+    s->tofs = cnt;
+    return LG_OK;
 }
 
 /* Group the entries by key (a counting sort: the order within a pair does
@@ -2064,8 +2125,10 @@ static int ent_group(lg_scanner *s)
         cnt[x + 1] += cnt[x];
     /* place each entry at its key's next free slot, then shift the starts
      * back */
-    for (size_t e = 0; e < s->nents; e++)
+    for (size_t e = 0; e < s->nents; e++) {
+        s->ents[e].fac = s->ls[s->ents[e].sid].fac;
         g[cnt[s->key[e]]++] = s->ents[e];
+    }
     for (size_t x = PAIRS + 256; x > 0; x--)
         cnt[x] = cnt[x - 1];
     cnt[0] = 0;
@@ -2098,25 +2161,24 @@ static int pf_index(lg_scanner *s, size_t ri)
         return LG_E_NOMEM;
     for (size_t j = 0; j < f->nstr + f->nfs; j++) {
         size_t l = f->len[j], k;
-        uint32_t who = (uint32_t)ri;
-        size_t str = j;
+        int fresh;
+        long id = ls_intern(s, f->s[j], l, f->ic[j], &fresh);
+        if (id < 0)
+            return LG_E_NOMEM;
+        uint32_t sid = (uint32_t)id;
         if (j >= f->nstr) {
-            int fresh;
-            long id = fs_intern(s, f->s[j], l, f->ic[j], &fresh);
-            if (id < 0)
-                return LG_E_NOMEM;
-            f->fid[j - f->nstr] = (uint32_t)id;
-            if (!fresh)
-                continue;
-            who = (uint32_t)id;
-            str = FAC_ENTRY;
-        }
+            f->fid[j - f->nstr] = sid;
+            s->ls[sid].fac = 1;
+        } else if (tg_add(s, sid, (uint32_t)ri, j) != LG_OK)
+            return LG_E_NOMEM;
+        if (!fresh)
+            continue;
         str_cost(f->s[j], l, f->ic[j], &k);
         unsigned a[2], b[2];
         int na = variants((unsigned char)f->s[j][k], f->ic[j], a);
         if (l == 1) {
             for (int x = 0; x < na; x++) {
-                int rc = ent_add(s, who, str, f->s[j], l, f->ic[j], 0, PAIRS + a[x]);
+                int rc = ent_add(s, sid, f->s[j], l, f->ic[j], 0, PAIRS + a[x]);
                 if (rc)
                     return rc;
                 for (unsigned y = 0; y < 256; y++) {
@@ -2130,7 +2192,7 @@ static int pf_index(lg_scanner *s, size_t ri)
         for (int x = 0; x < na; x++)
             for (int y = 0; y < nb; y++) {
                 unsigned idx = a[x] | b[y] << 8;
-                int rc = ent_add(s, who, str, f->s[j], l, f->ic[j], k, idx);
+                int rc = ent_add(s, sid, f->s[j], l, f->ic[j], k, idx);
                 if (rc)
                     return rc;
                 s->bm[idx >> 3] |= (unsigned char)(1u << (idx & 7));
@@ -2286,15 +2348,17 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         s->pf = t->pf;
         s->ents = t->ents;
         s->nents = t->nents;
-        s->fs = t->fs;
-        s->nfs = t->nfs;
+        s->ls = t->ls;
+        s->nls = t->nls;
+        s->tofs = t->tofs;
+        s->tg = t->tg;
         s->pofs = t->pofs;
         s->bm = t->bm;
         s->lead = t->lead;
         s->nlead = t->nlead;
         s->lp = t->lp;
         s->gate = t->gate;
-        if (!(s->fseen = calloc(s->nfs / 64 + 1, sizeof *s->fseen))) {
+        if (!(s->fseen = calloc(s->nls / 64 + 1, sizeof *s->fseen))) {
             lg_scanner_free(s);
             return NULL;
         }
@@ -2304,7 +2368,7 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         lg_scanner_free(s);
         return NULL;
     }
-    if (!(s->fseen = calloc(s->nfs / 64 + 1, sizeof *s->fseen))) {
+    if (!(s->fseen = calloc(s->nls / 64 + 1, sizeof *s->fseen))) {
         lg_scanner_free(s);
         return NULL;
     }
@@ -2344,8 +2408,10 @@ static int build_index(lg_scanner *s)
         for (size_t i = 0; i < cc->n; i++)
             free(cc->x[i]);
     free(cc);
-    free(s->fhash);
-    s->fhash = NULL;
+    free(s->lhash);
+    s->lhash = NULL;
+    if (rc == LG_OK)
+        rc = tg_group(s);
     return rc == LG_OK ? ent_group(s) : rc;
 }
 
@@ -2403,8 +2469,11 @@ void lg_scanner_free(lg_scanner *s)
         free(s->bm);
         free(s->ents);
         free(s->key);
-        free(s->fs);
-        free(s->fhash);
+        free(s->ls);
+        free(s->lhash);
+        free(s->tofs);
+        free(s->tg);
+        free(s->tsid);
         free(s->lead);
         free(s->nlead);
         free(s->lp);
@@ -2764,16 +2833,8 @@ static int str_eq(const unsigned char *t, const char *x, size_t l, int ic)
  * the string would start). */
 static int ent_eq(const lg_scanner *sc, const pent *pe, const unsigned char *t, size_t from)
 {
-    const char *x;
-    int ic;
-    if (pe->str == FAC_ENTRY) {
-        x = sc->fs[pe->rule].s;
-        ic = sc->fs[pe->rule].ic;
-    } else {
-        x = sc->pf[pe->rule].s[pe->str];
-        ic = sc->pf[pe->rule].ic[pe->str];
-    }
-    return str_eq(t + from, x + from, pe->len - from, ic);
+    const lstr *x = &sc->ls[pe->sid];
+    return str_eq(t + from, x->s + from, pe->len - from, x->ic);
 }
 
 /* Record literal occurrences in view vw (from lo) for the rules of view
@@ -2789,6 +2850,8 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
     const unsigned char *rview = sc->rview;
     const size_t *vpos = sc->vpos;
     const rpf *pfs = sc->pf;
+    const uint32_t *tofs = sc->tofs;
+    const ptgt *tg = sc->tg;
     for (size_t i = lo; i < end; i++) {
         /* t[end] is readable: the NUL after a buffer's data, or held bytes */
         unsigned idx = t[i] | (unsigned)t[i + 1] << 8;
@@ -2810,27 +2873,28 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
                         continue;
                 } else if (f + l > end || !ent_eq(sc, pe, t + f, 0))
                     continue;
-                uint32_t ru = pe->rule;
-                if (pe->str == FAC_ENTRY) {
-                    /* seen before a rule's search start, too: the gate is
-                     * then weaker, never wrong */
-                    sc->fseen[ru >> 6] |= (uint64_t)1 << (ru & 63);
-                    continue;
+                uint32_t sid = pe->sid;
+                if (pe->fac) /* seen before a rule's search start too: the gate
+                              * is then weaker, never wrong */
+                    sc->fseen[sid >> 6] |= (uint64_t)1 << (sid & 63);
+                for (uint32_t q = tofs[sid], qe = tofs[sid + 1]; q < qe; q++) {
+                    uint32_t ru = tg[q].rule;
+                    if (rview[ru] != which || f < vpos[ru])
+                        continue;
+                    const rpf *pf = &pfs[ru];
+                    size_t br = pf->br[tg[q].str];
+                    cvec *cv = &sc->cand[ru];
+                    if (cv->n == cv->cap) {
+                        size_t cap = cv->cap ? cv->cap * 2 : 64;
+                        cand *nv = realloc(cv->v, cap * sizeof *nv);
+                        if (!nv)
+                            return LG_E_NOMEM;
+                        cv->v = nv;
+                        cv->cap = cap;
+                    }
+                    size_t ws = back_start(&pf->b[br], vw->t, end, vpos[ru], f);
+                    cv->v[cv->n++] = (cand){ .ws = ws, .f = f, .br = br };
                 }
-                if (rview[ru] != which || f < vpos[ru])
-                    continue;
-                const rpf *pf = &pfs[ru];
-                cvec *cv = &sc->cand[ru];
-                if (cv->n == cv->cap) {
-                    size_t cap = cv->cap ? cv->cap * 2 : 64;
-                    cand *nv = realloc(cv->v, cap * sizeof *nv);
-                    if (!nv)
-                        return LG_E_NOMEM;
-                    cv->v = nv;
-                    cv->cap = cap;
-                }
-                size_t ws = back_start(&pf->b[pf->br[pe->str]], vw->t, end, vpos[ru], f);
-                cv->v[cv->n++] = (cand){ .ws = ws, .f = f, .br = pf->br[pe->str] };
             }
             if (key >= PAIRS)
                 break;
@@ -3164,7 +3228,7 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
     for (unsigned char w = 1; w <= 2; w++) {
         if (lo[w] == (size_t)-1)
             continue;
-        memset(sc->fseen, 0, (sc->nfs / 64 + 1) * sizeof *sc->fseen);
+        memset(sc->fseen, 0, (sc->nls / 64 + 1) * sizeof *sc->fseen);
         int rc = cand_pass(sc, w == 1 ? vr : vn, w, lo[w]);
         if (rc)
             return rc;

@@ -1006,20 +1006,23 @@ Test(scan_prefilter, factor_gates_agree_with_reference)
     tpol_free(&t);
 }
 
-Test(scan_prefilter, shared_factor_strings_reach_every_rule)
+Test(scan_prefilter, shared_strings_reach_every_rule)
 {
-    /* A factor string several rules have is one table entry that notes
-     * its occurrence for all of them.  Each rule here needs "rules" beside
-     * its own verb: caseless, case-sensitive ("d", entered first, which a
-     * caseless one must not be taken for) or "RULES"; each text has the
-     * needed string once, so a rule that missed the note would lose its
-     * finding. */
+    /* A string several rules (or branches) have is one table entry that
+     * serves all of them.  Factors: each rule of a to d needs "rules"
+     * beside its own verb: caseless, case-sensitive ("d", entered first,
+     * which a caseless one must not be taken for) or "RULES", and each
+     * text has the needed string once, so a rule that missed the note
+     * would lose its finding.  Candidates: "ignore" of a and e, "skip" of
+     * d and of both branches of f. */
     tpol t;
     tpol_init(&t);
     add_rule(&t, "d", "\\bskip\\s{1,4}[a-z]{1,12}\\s{1,4}rules\\b", LG_ACT_REDACT);
     add_rule(&t, "a", "(?i)\\bignore\\s{1,4}[a-z]{1,12}\\s{1,4}rules\\b", LG_ACT_REDACT);
     add_rule(&t, "b", "(?i)\\bforget\\s{1,4}[a-z]{1,12}\\s{1,4}rules\\b", LG_ACT_REDACT);
     add_rule(&t, "c", "\\bRESET\\s{1,4}[A-Z]{1,12}\\s{1,4}RULES\\b", LG_ACT_REDACT);
+    add_rule(&t, "e", "(?i)\\bignore\\s{1,4}[a-z]{1,12}\\s{1,4}orders\\b", LG_ACT_LOG);
+    add_rule(&t, "f", "\\bskip\\s{1,3}now\\b|\\bskip\\s{1,3}later\\b", LG_ACT_LOG);
     const char *texts[] = {
         "please forget those rules today",
         "lorem ipsum RESET THOSE RULES dolor",
@@ -1028,8 +1031,10 @@ Test(scan_prefilter, shared_factor_strings_reach_every_rule)
         "skip all RULES; RESET ALL RULES",
         "reset all rules, ignore all RULES",
         "ignore these Rules",
+        "ignore all orders, skip now",
+        "skip later or skip these rules",
     };
-    const size_t want[] = { 1, 1, 2, 1, 1, 1, 1 };
+    const size_t want[] = { 1, 1, 2, 1, 1, 1, 1, 2, 2 };
     assert_texts_findings(&t.p, texts, want, sizeof texts / sizeof texts[0]);
     tpol_free(&t);
 }
