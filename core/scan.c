@@ -1787,6 +1787,11 @@ typedef struct rgate {
     size_t nb;                           /* branches; 0: no gate */
     unsigned char (*cls)[32];            /* per branch: the run's byte class (heap) */
     size_t *min;                         /* per branch: its least length (heap) */
+    /* The branches whose class has no space, looked for at once first
+     * (spaces end every run in prose, so one pass usually rules them all
+     * out): the union of their classes and the least of their lengths. */
+    unsigned char ucls[32];
+    size_t umin;                         /* 0: not used (fewer than two such branches) */
 } rgate;
 
 #define GATE_MIN_RUN 12
@@ -1831,8 +1836,20 @@ static void rgate_analyse(const char *pattern, rgate *g, ccache *cc)
         P.i++; /* '|' */
     }
     free(items);
-    if (bad)
+    if (bad) {
         rgate_clear(g);
+        return;
+    }
+    size_t nu = 0;
+    for (size_t b = 0; b < g->nb; b++)
+        if (!bget(g->cls[b], ' ')) {
+            for (int j = 0; j < 32; j++)
+                g->ucls[j] |= g->cls[b][j];
+            if (!nu++ || g->min[b] < g->umin)
+                g->umin = g->min[b];
+        }
+    if (nu < 2)
+        g->umin = 0;
 }
 
 /* Whether t[lo..end) has a run of at least min bytes of class cls.  A run
@@ -1856,8 +1873,11 @@ static int has_run(const unsigned char *t, size_t lo, size_t end, const unsigned
 
 static int rgate_pass(const rgate *g, const char *t, size_t lo, size_t end)
 {
+    /* a run of one branch's class is a run of the union, at least umin long */
+    int some = !g->umin || has_run((const unsigned char *)t, lo, end, g->ucls, g->umin);
     for (size_t b = 0; b < g->nb; b++)
-        if (has_run((const unsigned char *)t, lo, end, g->cls[b], g->min[b]))
+        if ((some || bget(g->cls[b], ' ')) &&
+            has_run((const unsigned char *)t, lo, end, g->cls[b], g->min[b]))
             return 1;
     return 0;
 }

@@ -1072,12 +1072,16 @@ Test(scan_prefilter, run_gates_agree_with_reference)
     /* A rule with no literal at all (a base64 or hex blob) is skipped in
      * whole-text scans unless the text has a long enough run of its
      * class: runs one byte short, exactly long enough, at the start and
-     * end of the text, broken by one foreign byte, and streamed. */
+     * end of the text, broken by one foreign byte, and streamed.  The
+     * branches whose class has no space are first looked for together:
+     * the shortest of them alone, and a branch with spaces alone. */
     tpol t;
     tpol_init(&t);
     add_rule(&t, "b64", "(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{24,200}={0,2}(?![A-Za-z0-9+/=])",
              LG_ACT_REDACT);
-    add_rule(&t, "hex", "(?<![0-9a-f])(?:[2-7][0-9a-f]){8,64}(?![0-9a-f])|(?:%[0-9A-F]{2}){6,}",
+    add_rule(&t, "hex",
+             "(?<![0-9a-f])(?:[2-7][0-9a-f]){8,64}(?![0-9a-f])|(?:%[0-9A-F]{2}){6,}|"
+             "(?:[0-9a-f]{2} ){8,}",
              LG_ACT_LOG);
     static const char *const texts[] = {
         "aGVsbG8gd29ybGQgaGVsbG8gd29y", /* 28: a run at the start and end */
@@ -1088,11 +1092,15 @@ Test(scan_prefilter, run_gates_agree_with_reference)
         "plain prose with no runs at all, just words and spaces.",
         "abc def - aGVsbG8gd29ybGQgaGVs", /* the first probe lands in a short final run */
         "",
+        "6869206869206869 only",
+        "bytes 6a 6b 6c 6d 6e 6f 70 71 here",
     };
     assert_ref_parity_texts(&t.p, texts, sizeof texts / sizeof texts[0]);
     cr_assert_eq(whole_findings(&t.p, LG_SCAN_ENFORCE, texts[1]), 1);
     cr_assert_eq(whole_findings(&t.p, LG_SCAN_ENFORCE, texts[2]), 0);
     cr_assert_eq(whole_findings(&t.p, 0, texts[4]), 2, "hex run and percent run");
+    cr_assert_eq(whole_findings(&t.p, 0, texts[8]), 1, "the shortest run");
+    cr_assert_eq(whole_findings(&t.p, 0, texts[9]), 1, "a run with spaces");
     tpol_free(&t);
 }
 
