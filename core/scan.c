@@ -2833,6 +2833,20 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
     return LG_OK;
 }
 
+/* The pair index of p[0], p[1]: p[0] | p[1] << 8, which is what a 16-bit
+ * load gives on a little-endian machine, in one instruction. */
+static unsigned pair_at(const unsigned char *p)
+{
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+#else
+    return p[0] | (unsigned)p[1] << 8;
+#endif
+}
+
 /* Whether t[0..l) is x[0..l), ASCII-caselessly when ic (x is stored in
  * lower case). */
 static int str_eq(const unsigned char *t, const char *x, size_t l, int ic)
@@ -2857,6 +2871,20 @@ static int ent_eq(const lg_scanner *sc, const pent *pe, const unsigned char *t, 
     return str_eq(t + from, x->s + from, pe->len - from, x->ic);
 }
 
+/* The first position from i on (end when none) where the byte pair is
+ * in bm.  A function of its own, so that its few variables stay in
+ * registers whatever the size of the caller it is inlined into. */
+static size_t next_hit(const unsigned char *t, size_t i, size_t end, const unsigned char *bm)
+{
+    for (; i < end; i++) {
+        /* t[end] is readable: the NUL after a buffer's data, or held bytes */
+        unsigned idx = pair_at(t + i);
+        if (bm[idx >> 3] >> (idx & 7) & 1)
+            break;
+    }
+    return i;
+}
+
 /* Record literal occurrences in view vw (from lo) for the rules of view
  * kind `which`, each at or after its own search start. */
 static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t lo)
@@ -2872,11 +2900,11 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
     const rpf *pfs = sc->pf;
     const uint32_t *tofs = sc->tofs;
     const ptgt *tg = sc->tg;
-    for (size_t i = lo; i < end; i++) {
-        /* t[end] is readable: the NUL after a buffer's data, or held bytes */
-        unsigned idx = t[i] | (unsigned)t[i + 1] << 8;
-        if (!(bm[idx >> 3] >> (idx & 7) & 1))
-            continue;
+    for (size_t i = lo;; i++) {
+        i = next_hit(t, i, end, bm);
+        if (i >= end)
+            break;
+        unsigned idx = pair_at(t + i);
         /* strings filed under the pair, then one-byte strings starting here */
         for (unsigned key = idx;; key = PAIRS + t[i]) {
             for (uint32_t e = pofs[key], ee = pofs[key + 1]; e < ee; e++) {
