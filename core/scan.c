@@ -1703,9 +1703,46 @@ static void branch_factors(an *items, size_t ni, size_t picked, size_t bi, rpf *
     }
 }
 
-/* Fill f from pattern (f->ok = 0 when nothing usable is found). */
-static void rpf_analyse(const char *pattern, rpf *f, ccache *cc)
+/* Run gates: when every branch must consume a run of at least min bytes
+ * all drawn from an ASCII byte class (an item such as [A-Za-z0-9+/]{48,},
+ * or consecutive items such as [A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}), a
+ * text with no such run for any branch holds no match, and a whole-text
+ * search can skip the rule: a rule without a literal prefilter (base64 or
+ * hex blobs, say) altogether, a rule with one despite its candidates (a
+ * digit rule at a phone number too short for it).  Looking for a run of
+ * length L probes one byte in L where the class is absent, so prose costs
+ * almost nothing.  Only complete matches are ruled out this way: a
+ * partial match at the end of a stream's window needs no full run, so
+ * streaming steps search as before (same result, by soundness). */
+typedef struct rgate {
+    size_t nb;                           /* branches; 0: no gate */
+    unsigned char (*cls)[32];            /* per branch: the run's byte class (heap) */
+    size_t *min;                         /* per branch: its least length (heap) */
+    /* The branches whose class has no space, looked for at once first
+     * (spaces end every run in prose, so one pass usually rules them all
+     * out): the union of their classes and the least of their lengths. */
+    unsigned char ucls[32];
+    size_t umin;                         /* 0: not used (fewer than two such branches) */
+} rgate;
+
+#define GATE_MIN_RUN 12
+
+static void rgate_branch(rgate *g, const an *items, size_t ni, int *ok);
+static void rgate_union(rgate *g);
+static void rgate_clear(rgate *g);
+
+/* Fill f from pattern (f->ok = 0 when nothing usable is found), and g (may
+ * be NULL) with its run gate when f is usable and every branch has a run
+ * (rgate; from the same parse, which is most of the cost). */
+static void rpf_analyse(const char *pattern, rpf *f, ccache *cc, rgate *g)
 {
+    int gok = 0;
+    if (g) {
+        memset(g, 0, sizeof *g);
+        g->cls = calloc(MAX_BRANCHES, sizeof *g->cls);
+        g->min = calloc(MAX_BRANCHES, sizeof *g->min);
+        gok = g->cls && g->min;
+    }
     memset(f, 0, sizeof *f);
     pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern), .cc = cc };
     an *items = calloc(MAX_ITEMS, sizeof *items);
@@ -1733,6 +1770,8 @@ static void rpf_analyse(const char *pattern, rpf *f, ccache *cc)
             bad = 1;
         if (!bad)
             branch_factors(items, ni, picked, f->nb, f, fx);
+        if (g)
+            rgate_branch(g, items, ni, &gok);
         for (size_t k = 0; k < ni; k++)
             an_free(&items[k]);
         if (bad)
@@ -1764,6 +1803,10 @@ static void rpf_analyse(const char *pattern, rpf *f, ccache *cc)
         free(fx[id]);
     free(fx);
     free(items);
+    if (g && gok && f->ok)
+        rgate_union(g);
+    else if (g)
+        rgate_clear(g);
     return;
 fail:
     if (fx)
@@ -1772,29 +1815,9 @@ fail:
     free(fx);
     free(items);
     rpf_clear(f);
+    if (g)
+        rgate_clear(g);
 }
-
-/* Run gates, for rules without a literal prefilter (base64 or hex blobs,
- * say): when every branch must consume a run of at least min bytes all
- * drawn from an ASCII byte class (an item such as [A-Za-z0-9+/]{48,}),
- * a text with no such run for any branch holds no match, and a
- * whole-text search can skip the rule.  Looking for a run of length L
- * probes one byte in L where the class is absent, so prose costs almost
- * nothing.  Only complete matches are ruled out this way: a partial
- * match at the end of a stream's window needs no full run, so streaming
- * steps search as before (same result, by soundness). */
-typedef struct rgate {
-    size_t nb;                           /* branches; 0: no gate */
-    unsigned char (*cls)[32];            /* per branch: the run's byte class (heap) */
-    size_t *min;                         /* per branch: its least length (heap) */
-    /* The branches whose class has no space, looked for at once first
-     * (spaces end every run in prose, so one pass usually rules them all
-     * out): the union of their classes and the least of their lengths. */
-    unsigned char ucls[32];
-    size_t umin;                         /* 0: not used (fewer than two such branches) */
-} rgate;
-
-#define GATE_MIN_RUN 12
 
 static void rgate_clear(rgate *g)
 {
@@ -1803,43 +1826,57 @@ static void rgate_clear(rgate *g)
     memset(g, 0, sizeof *g);
 }
 
-static void rgate_analyse(const char *pattern, rgate *g, ccache *cc)
+/* The longest run of consecutive items that consume ASCII bytes of known
+ * classes only: every match consumes their bytes one after another
+ * (zero-width items in between consume none), all in the union of their
+ * classes (into cls), at least the sum of their least lengths (returned):
+ * "[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}" needs 12 of [ 0-9A-Z]. */
+static size_t branch_run(const an *items, size_t ni, unsigned char *cls)
 {
-    memset(g, 0, sizeof *g);
-    pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern), .cc = cc };
-    an *items = calloc(MAX_ITEMS, sizeof *items);
-    g->cls = calloc(MAX_BRANCHES, sizeof *g->cls);
-    g->min = calloc(MAX_BRANCHES, sizeof *g->min);
-    int bad = !items || !g->cls || !g->min;
-    while (!bad) {
-        size_t ni = parse_items(&P, items, MAX_ITEMS);
-        bad = P.fail || ni == 0 || g->nb == MAX_BRANCHES || (P.i < P.n && P.p[P.i] != '|');
-        size_t best = 0, bi = 0;
-        for (size_t k = 0; k < ni && !bad; k++) {
-            int high = 0;
-            for (int j = 16; j < 32; j++)
-                high |= items[k].bytes[j];
-            if (!high && !items[k].zw && items[k].minb > best && items[k].minb < PF_INF) {
-                best = items[k].minb;
-                bi = k;
-            }
+    size_t best = 0, run = 0;
+    int in_run = 0;
+    unsigned char rcls[32];
+    for (size_t k = 0; k < ni; k++) {
+        if (items[k].zw)
+            continue;
+        int high = 0;
+        for (int j = 16; j < 32; j++)
+            high |= items[k].bytes[j];
+        if (high || items[k].minb >= PF_INF) {
+            in_run = 0;
+            continue;
         }
-        if (!bad && best >= GATE_MIN_RUN) {
-            memcpy(g->cls[g->nb], items[bi].bytes, 32);
-            g->min[g->nb++] = best;
-        } else
-            bad = 1;
-        for (size_t k = 0; k < ni; k++)
-            an_free(&items[k]);
-        if (bad || P.i >= P.n)
-            break;
-        P.i++; /* '|' */
+        if (!in_run) {
+            memset(rcls, 0, sizeof rcls);
+            run = 0;
+            in_run = 1;
+        }
+        for (int j = 0; j < 32; j++)
+            rcls[j] |= items[k].bytes[j];
+        run += items[k].minb;
+        if (run > best) {
+            best = run;
+            memcpy(cls, rcls, sizeof rcls);
+        }
     }
-    free(items);
-    if (bad) {
-        rgate_clear(g);
-        return;
-    }
+    return best;
+}
+
+/* Add a branch's run to g (ok = 0 when it has none long enough). */
+static void rgate_branch(rgate *g, const an *items, size_t ni, int *ok)
+{
+    unsigned char cls[32];
+    size_t min = *ok ? branch_run(items, ni, cls) : 0;
+    if (min >= GATE_MIN_RUN && g->nb < MAX_BRANCHES) {
+        memcpy(g->cls[g->nb], cls, 32);
+        g->min[g->nb++] = min;
+    } else
+        *ok = 0;
+}
+
+/* The union of the branches whose class has no space (see rgate). */
+static void rgate_union(rgate *g)
+{
     size_t nu = 0;
     for (size_t b = 0; b < g->nb; b++)
         if (!bget(g->cls[b], ' ')) {
@@ -1850,6 +1887,31 @@ static void rgate_analyse(const char *pattern, rgate *g, ccache *cc)
         }
     if (nu < 2)
         g->umin = 0;
+}
+
+static void rgate_analyse(const char *pattern, rgate *g, ccache *cc)
+{
+    memset(g, 0, sizeof *g);
+    pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern), .cc = cc };
+    an *items = calloc(MAX_ITEMS, sizeof *items);
+    g->cls = calloc(MAX_BRANCHES, sizeof *g->cls);
+    g->min = calloc(MAX_BRANCHES, sizeof *g->min);
+    int ok = items && g->cls && g->min;
+    while (ok) {
+        size_t ni = parse_items(&P, items, MAX_ITEMS);
+        ok = !P.fail && ni && (P.i >= P.n || P.p[P.i] == '|');
+        rgate_branch(g, items, ni, &ok);
+        for (size_t k = 0; k < ni; k++)
+            an_free(&items[k]);
+        if (!ok || P.i >= P.n)
+            break;
+        P.i++; /* '|' */
+    }
+    free(items);
+    if (ok)
+        rgate_union(g);
+    else
+        rgate_clear(g);
 }
 
 /* Whether t[lo..end) has a run of at least min bytes of class cls.  A run
@@ -2415,7 +2477,7 @@ static int build_index(lg_scanner *s)
         const lg_rule *r = &p->rules[i];
         if (!r->code || !r->pattern)
             continue;
-        rpf_analyse(r->pattern, &s->pf[i], cc);
+        rpf_analyse(r->pattern, &s->pf[i], cc, &s->gate[i]);
         if (s->pf[i].ok)
             rc = pf_index(s, i);
         else {
@@ -3317,9 +3379,13 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
             continue;
         const view *vw = sc->rview[i] == 1 ? &vr : &vn;
         size_t h;
-        if (final && !sc->ref && sc->pf[i].ok && !sc->cand[i].n) {
+        if (final && !sc->ref && sc->pf[i].ok &&
+            (!sc->cand[i].n ||
+             (sc->gate[i].nb && !rgate_pass(&sc->gate[i], vw->t, sc->vpos[i], vw->end)))) {
             /* what rule_pass finds without a candidate or a tail window:
-             * nothing, so no call (most rules on most texts) */
+             * nothing, so no call (most rules on most texts); nor with
+             * candidates but without the run every match needs (the digit
+             * rules at a phone number too short for them) */
             sc->hold[i] = v_ostart(vw, vw->end);
             ss->resume[i] = ss->base + sc->hold[i];
             continue;

@@ -6,8 +6,8 @@
  * hold-back never above its bound.  A fixed rule set covering validators,
  * placeholders and restoration, lookbehind, \b, anchors, a block rule,
  * possibly long matches, literals gated by other literals (some shared by
- * two rules), a literal-free run and a rule found by its lead characters
- * is compiled once. */
+ * two rules), runs with and without literals and a rule found by its
+ * lead characters is compiled once. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +42,9 @@ static lg_rule rules[] = {
     /* a factor string ("previous", "rules", ...) shared with "factors" */
     { .id = "factors2", .pattern = "(?i)\\bforget\\s{1,3}(?:previous|prior)\\s(?:rules|orders)\\b",
       .action = LG_ACT_LOG },
+    /* a run gate on a rule with literals: every match is 12 of [ 0-9A-Z] */
+    { .id = "acct", .pattern = "(?<![0-9A-Z])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,3}(?![0-9A-Z])",
+      .action = LG_ACT_REDACT, .mask = "[ACCT]" },
     /* lead strings: no literal, every match starts with a listed character */
     { .id = "zw", .pattern = "(?<=[a-z])[\\x{200B}\\x{FEFF}\\x{180E}]{1,4}", .raw = 1,
       .action = LG_ACT_REDACT, .mask = "" },

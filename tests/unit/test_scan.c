@@ -1104,6 +1104,30 @@ Test(scan_prefilter, run_gates_agree_with_reference)
     tpol_free(&t);
 }
 
+Test(scan_prefilter, run_gates_of_literal_rules_agree_with_reference)
+{
+    /* A rule with literal candidates (a digit) whose every match is a run
+     * of 12 or more bytes of [ 0-9A-Z], from several items in a row with a
+     * lookahead between them: whole-text scans skip its candidates when
+     * the text has no such run.  Runs of exactly 12, one short, broken by
+     * a foreign byte, with digits elsewhere in the text. */
+    tpol t;
+    tpol_init(&t);
+    add_rule(&t, "acct",
+             "(?<![0-9A-Z])[A-Z]{2}(?=[0-9])[0-9]{2}(?: ?[A-Z0-9]{4}){2,3}(?![0-9A-Z])",
+             LG_ACT_REDACT);
+    const char *texts[] = {
+        "account GB82WEST1234 ok",      /* 12 */
+        "account GB82WEST123 short",    /* 11 */
+        "GB82 WEST 1234 5678",          /* a run with spaces, at the start */
+        "call 12345678 or GB82-WEST-12345", /* digits, a broken run */
+        "the 2 items cost 30 and 40; GB82WEST1234",
+    };
+    const size_t want[] = { 1, 0, 1, 0, 1 };
+    assert_texts_findings(&t.p, texts, want, sizeof texts / sizeof texts[0]);
+    tpol_free(&t);
+}
+
 Test(scan_prefilter, caseless_non_ascii_literals)
 {
     /* Under (?i) a non-ASCII letter stands for its whole caseless set,
