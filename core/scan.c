@@ -347,7 +347,10 @@ static size_t incomplete_tail(const char *w, size_t lo, size_t len)
  * PCRE2 itself enumerates (caseless_set; letters of caseless scripts
  * stand for themselves); when that fails the letter is a byte class, as
  * before.  A prefix set that grows too large is cut to shorter prefixes
- * rather than dropped (pf_union).
+ * rather than dropped (pf_union).  For lead_strs only (pp.hx), a class
+ * of a few listed non-ASCII characters is the exact set of their
+ * encodings (as literals they would give the raw-view rules for invisible
+ * characters a literal pass of their own over every prompt).
  *
  * Which literal run of a branch is used is a cost choice only (branch_pick):
  * rare byte pairs, long strings (each byte makes a full occurrence rarer),
@@ -1954,12 +1957,13 @@ static int rgate_pass(const rgate *g, const char *t, size_t lo, size_t end)
 #define DEPTH_LIMIT 100000u
 #define HEAP_LIMIT_KIB 20480u
 
-/* One entry of the prefilter table: string str of rule's prefilter,
- * filed under its byte pair at offset k (a one-byte string under its
- * byte).  The entries of one pair are contiguous, so a hit reads one short
- * array instead of chasing a chain, and val/mask hold the string's first
- * bytes so that one 64-bit compare at the occurrence checks most strings
- * whole (the rest of a longer one is compared only when they agree). */
+/* One entry of the prefilter table: one of the policy's distinct
+ * prefilter strings (see lstr), filed under its byte pair at offset k (a
+ * one-byte string under its byte).  The entries of one pair are
+ * contiguous, so a hit reads one short array instead of chasing a chain,
+ * and val/mask hold the string's first bytes so that one 64-bit compare at
+ * the occurrence checks most strings whole (the rest of a longer one is
+ * compared only when they agree). */
 typedef struct pent {
     uint64_t val, mask; /* first min(len, 8) bytes; mask 0xDF on ASCII letters of a
                          * caseless string, 0 past len; both as loaded from memory */
