@@ -32,6 +32,8 @@ for f in ("attacks", "benign", "pii", "secrets"):
         ids.add(r["id"])
         assert r["lang"] in ("en", "zh-Hans", "zh-Hant"), r["lang"]
         assert r["direction"] in ("prompt", "response")
+        if "system" in r:
+            assert isinstance(r["system"], str) and r["system"] and r["direction"] == "prompt", (f, n)
         for s in r.get("spans", []):
             assert 0 <= s["start"] < s["end"] <= len(r["text"]), (f, n, s)
         labels[r["label"]] += 1
