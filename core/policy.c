@@ -31,6 +31,7 @@
 #include "error.h"
 #include "json.h"
 #include "scan.h"
+#include "scope.h"
 #include "vault.h"
 
 /* ==== Names ==== */
@@ -110,6 +111,7 @@ typedef struct loader {
     lg_rule *rules;
     rinfo *info;
     size_t n, cap;
+    int injection_pack;   /* the injection pack is loaded (the scope rule joins it) */
 } loader;
 
 /* ==== Positions and diagnostics ==== */
@@ -1041,6 +1043,8 @@ static int load_pack(loader *L, const char *pname)
             break;
     if (!nm)
         return LG_E_INVAL;
+    if (strcmp(pname, "injection") == 0)
+        L->injection_pack = 1;
     char dname[128];
     snprintf(dname, sizeof dname, "<built-in:%s>", pname);
     doc dc = {dname, json, len};
@@ -1089,7 +1093,7 @@ static int load_pack(loader *L, const char *pname)
 
 static const char *const top_keys[] = {"version", "mode", "fail", "endpoints", "packs", "log",
                                        "limits", "rules", "overrides", "disable", "canary",
-                                       "decode", NULL};
+                                       "decode", "scope", NULL};
 
 static int valid_endpoint(const char *s)
 {
@@ -1336,10 +1340,11 @@ static int load_settings(loader *L, const cJSON *root)
                 p->fail = e;
         } else if (!strcmp(k, "endpoints")) {
             rc = load_endpoints(L, c);
-        } else if (!strcmp(k, "canary") || !strcmp(k, "decode")) {
+        } else if (!strcmp(k, "canary") || !strcmp(k, "decode") || !strcmp(k, "scope")) {
             rc = want_type(L, c, cJSON_IsBool(c), "true or false");
             if (rc == LG_OK)
-                *(!strcmp(k, "canary") ? &p->canary : &p->decode) = cJSON_IsTrue(c);
+                *(!strcmp(k, "canary") ? &p->canary : !strcmp(k, "decode") ? &p->decode : &p->scope) =
+                    cJSON_IsTrue(c);
         } else if (!strcmp(k, "log")) {
             static const char *const log_keys[] = {"text", "excerpt_chars", NULL};
             rc = want_type(L, c, cJSON_IsObject(c), "an object");
@@ -1450,10 +1455,42 @@ static int add_canary_rule(loader *L)
                              LG_CANARY_ID);
 }
 
+/* With the injection pack and "scope" on (the default), the rule the
+ * system-prompt scope check (scope.h) reports under.  It joins the pack's
+ * rules, so overrides, disable and replacement by a file rule treat it like
+ * any of them; its matching is done by scope.c, not by a pattern. */
+static int add_scope_rule(loader *L)
+{
+    if (!L->p->scope || !L->injection_pack)
+        return LG_OK;
+    const lg_rule tpl = { .on = LG_ON_PROMPT, .severity = LG_SEV_HIGH, .action = LG_ACT_BLOCK,
+                          .redact = LG_REDACT_MASK };
+    int rc = add_internal_rule(L, &tpl, "injection",
+                               "the request asks for something its system prompt rules out "
+                               "(a restricted topic or a protected value)",
+                               "SYSTEM_SCOPE", "[REDACTED]", "",
+                               "Internal: matched by the scope check (core/scope.c), not by a "
+                               "pattern. Reads the restrictions the request's own system prompt "
+                               "states (never / do not / avoid / is not allowed + discuss, share, "
+                               "reveal, ... + a topic; protected passwords and personal details; "
+                               "English and Chinese) and flags user and tool text asking about "
+                               "them. Allow-lists (\"only discuss X\") are not read as "
+                               "prohibitions. Without a system prompt it never fires.",
+                               LG_SCOPE_RULE_ID);
+    if (rc == LG_OK) {
+        lg_rule *r = &L->rules[L->n - 1];
+        r->scope = 1;
+        r->roles = LG_ROLE_USER | LG_ROLE_TOOL;
+    }
+    return rc;
+}
+
 static int compile_all(loader *L)
 {
     for (size_t i = 0; i < L->n; i++) {
         lg_rule *r = &L->rules[i];
+        if (r->scope)
+            continue; /* matched by scope.c; "" would match everywhere */
         char err[256] = "";
         size_t off = 0;
         int rc = lg_rule_compile(r, err, sizeof err, &off);
@@ -1544,6 +1581,7 @@ int lg_policy_load(const char *name, const char *json, size_t len, lg_policy **o
     p->max_body = DEF_MAX_BODY;
     p->max_hold = DEF_MAX_HOLD;
     p->decode = 1;
+    p->scope = 1;
     int rc = LG_OK;
     doc user = {NULL, text, len};
     cJSON *root = NULL;
@@ -1562,7 +1600,8 @@ int lg_policy_load(const char *name, const char *json, size_t len, lg_policy **o
         goto out;
     if ((rc = check_keys(&L, root, top_keys)) != LG_OK ||
         (rc = load_settings(&L, root)) != LG_OK ||
-        (rc = load_packs(&L, cJSON_GetObjectItemCaseSensitive(root, "packs"))) != LG_OK)
+        (rc = load_packs(&L, cJSON_GetObjectItemCaseSensitive(root, "packs"))) != LG_OK ||
+        (rc = add_scope_rule(&L)) != LG_OK)
         goto out;
     const cJSON *v;
     if ((v = cJSON_GetObjectItemCaseSensitive(root, "rules")) &&

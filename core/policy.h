@@ -87,6 +87,8 @@ typedef struct lg_rule {
     int restore;       /* internal: matches placeholders and restores them */
     int raw;           /* match the original text, not the normalised view (normalize.h) */
     int builtin;       /* from a compiled-in pack */
+    int scope;         /* internal: the system-prompt scope check's rule (scope.h); its
+                        * pattern is "" and never compiled, so the scanner skips it */
     const char *src;   /* file (or pack name) it was defined in; owned by the policy */
     int line, col;     /* where it was defined, for diagnostics */
     void *code;        /* pcre2_code * (interpreted); owned */
@@ -109,6 +111,7 @@ typedef struct lg_policy {
     size_t max_lookbehind;  /* largest PCRE2_INFO_MAXLOOKBEHIND over the rules, in bytes */
     int canary;             /* append a canary marker to system prompts; block answers repeating one */
     int decode;             /* rescan encoded runs (base64, hex, ...) in prompts, decoded; default 1 */
+    int scope;              /* check prompts against their system prompt's restrictions (scope.h); default 1 */
     void *scan_index;       /* internal: prefilter tables shared by every scanner (scan.h) */
     char *source;           /* file the policy came from, or "<built-in>" */
     char **sources;         /* internal: names rules' src point at */

@@ -1,0 +1,1607 @@
+/* The system-prompt scope check (scope.h): reading restrictions out of
+ * system text, and matching other texts against them.
+ *
+ * Everything here is word lists and a small tokeniser, on purpose: the
+ * check runs on every request that has a system prompt, must be bounded on
+ * hostile input, and must be explainable ("it flagged 'election' because
+ * the system prompt forbids politics").  The lists are English and Chinese
+ * (simplified and traditional), written for this project.
+ *
+ * Words: a Latin word is a run of ASCII letters and digits (with inner
+ * hyphens and apostrophes, so "in-depth", "don't", "user's" are one word)
+ * or of two-byte UTF-8 letters; it is lower-cased and stemmed (stem()).
+ * Han text is not segmented: restrictions in Chinese become Han terms
+ * (政治, 医疗) matched as substrings. */
+#include "scope.h"
+
+#include <string.h>
+
+#include "error.h"
+
+/* ==== Word lists ==== */
+
+/* A list is one string of words separated by '|'; in_list compares a
+ * lower-case word against it. */
+static int in_list(const char *list, const char *w, size_t n)
+{
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, '|');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && memcmp(p, w, n) == 0)
+            return 1;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* Words that start a prohibition.  "not" covers do/does/should/must/may/
+ * can/are not; "no" only in "under no circumstances". */
+static const char NEG[] =
+    "never|not|don't|dont|doesn't|doesnt|shouldn't|shouldnt|mustn't|mustnt|can't|cant|cannot|"
+    "won't|wont|avoid|avoiding|refuse|refuses|decline|declines|refrain|forbidden|prohibited";
+
+/* Markers that take an object without a verb ("avoid politics"). */
+static const char NEG_OBJ[] = "avoid|avoiding|refuse|refuses|decline|declines";
+
+/* Between a negation and its verb. */
+static const char FILLER[] =
+    "to|you|you're|should|must|may|can|will|shall|ever|any|way|under|circumstances|circumstance|"
+    "no|at|all|be|are|is|allowed|permitted|programmed|designed|supposed|meant|able|from|away|"
+    "stay|please|also|directly|even|strictly|absolutely|try|attempt|willingly|voluntarily|"
+    "proactively|yourself|engage|go|get|in|into|consciously|always|completely|totally|really|"
+    "from|with|of|out|specifically|explicitly|openly|ever";
+
+/* Verbs of talking about or handing over something. */
+static const char VERBS[] =
+    "discuss|discussing|discussed|discussion|discussions|talk|talking|speak|speaking|chat|"
+    "chatting|mention|mentioning|bring|bringing|share|sharing|reveal|revealing|disclose|"
+    "disclosing|divulge|divulging|provide|providing|give|giving|offer|offering|help|helping|"
+    "assist|assisting|answer|answering|respond|responding|explain|explaining|describe|"
+    "describing|write|writing|comment|commenting|cover|covering|touch|touching|recommend|"
+    "recommending|teach|teaching|tell|telling|entertain|entertaining|do|doing|debate|"
+    "debating|elaborate|elaborating|suggest|suggesting|leak|leaking|repeat|repeating|"
+    "expose|exposing|output|print|spell|confirm";
+
+/* Verbs after which the object's first action word is generic ("help with
+ * changing a tire" is about the tire). */
+static const char HELP_VERBS[] = "help|helping|assist|assisting";
+
+/* Verbs of handing information over: a ban on these protects secrets and
+ * personal details. */
+static const char REVEAL_VERBS[] =
+    "share|sharing|reveal|revealing|disclose|disclosing|divulge|divulging|provide|providing|"
+    "give|giving|tell|telling|leak|leaking|repeat|repeating|expose|exposing|output|print|"
+    "spell|confirm|discuss|discussing|mention|mentioning";
+
+/* Not topics: function words, people in general, and generic nouns and
+ * adjectives of restrictions ("technical topics", "in-depth discussions",
+ * "medical advice" is about medicine). */
+static const char STOP[] =
+    "a|an|the|of|on|in|to|for|with|about|regarding|concerning|related|relating|around|into|at|"
+    "by|from|as|any|all|some|every|this|that|these|those|your|you|yours|their|its|it|them|"
+    "they|we|our|us|me|my|i|he|she|his|her|him|how|what|which|who|whom|when|where|why|"
+    "whether|anything|something|everything|things|thing|stuff|lot|lots|kind|kinds|type|"
+    "types|sort|form|forms|way|ways|such|more|most|than|very|really|just|also|even|only|"
+    "either|neither|both|each|do|does|did|be|is|are|was|were|been|being|have|has|had|can|"
+    "could|should|would|will|shall|may|might|must|not|no|never|etc|please|user|users|"
+    "user's|users'|customer|customers|anyone|anybody|someone|people|person|topic|topics|"
+    "subject|subjects|matter|matters|issue|issues|question|questions|queries|query|"
+    "information|info|detail|details|discussion|discussions|conversation|conversations|"
+    "content|contents|material|materials|advice|answer|answers|specific|certain|particular|"
+    "general|various|sensitive|controversial|complex|complicated|technical|detailed|depth|"
+    "in-depth|instructions|instruction|guidance|help|step|steps|task|tasks|guide|"
+    "explanation|explanations|area|areas|field|fields|domain|sort|regard|involving|"
+    "involve|anyway|whatsoever|whatever|else|further|here|there|so|too|one|ones|own|"
+    "related|relevant|like|including|especially|particularly|e.g|eg|example|instance|"
+    "deep-dive|deep-dives|advanced|serious|explicit|overly|detailed|thorough|extensive|"
+    "contain|contains|containing|involving|featuring|use|using";
+
+/* The first action word of a how-to or help-with object that says
+ * nothing of its own ("how to code in Python" is about Python).  Only in
+ * those contexts: "programming languages" keeps its first word. */
+static const char GENERIC_ACT[] =
+    "do|doing|make|making|use|using|write|writing|code|coding|program|programming|create|"
+    "creating|build|building|perform|performing|solve|solving|play|playing|change|changing|"
+    "get|getting|handle|handling|fix|fixing|complete|completing|carry|carrying|work|working";
+
+/* Words ending an object (the reason or the condition that follows). */
+static const char END_WORDS[] =
+    "because|since|so|but|unless|even|which|who|regardless|instead|whatever|whether|if|when|"
+    "while|though|although|otherwise|therefore|however|nor";
+
+/* "to <word>" ends an object when the word is one of these. */
+static const char END_AFTER_TO[] =
+    "maintain|ensure|keep|avoid|protect|prevent|stay|comply|focus|anyone|anybody|others|"
+    "them|him|her|people|users|customers|strangers|third|outsiders|any";
+
+/* In an object, these make a prohibition an allow-list in disguise ("do
+ * not answer questions unrelated to trains"): such objects are skipped. */
+static const char ALLOW_HINT[] = "unrelated|outside|except|besides|beyond|apart|else|off-topic";
+
+/* "other" followed by one of these is "everything else" too. */
+static const char OTHER_GENERIC[] =
+    "topic|topics|subject|subjects|question|questions|thing|things|matters|areas|requests";
+
+/* Secret nouns.  key, code and token need a modifier ("secret code"). */
+static const char SECRET_NOUN[] = "password|passwords|passcode|passphrase|pin|passwort";
+static const char SECRET_NOUN2[] = "code|key|token|phrase|word|combination";
+static const char SECRET_MOD[] =
+    "secret|access|door|admin|master|security|safe|vault|api|wifi|wi-fi|unlock|entry|staff|pass";
+
+/* Personal-information words in a ban ("private information about the
+ * user") and the people such a ban protects. */
+static const char PRIVATE_ADJ[] =
+    "private|personal|confidential|sensitive|identifying|pii|personally|privacy";
+static const char PRIVATE_NOUN[] =
+    "information|info|details|detail|data|records|record|facts|particulars";
+static const char REFERENT[] =
+    "user|user's|customer|customer's|patient|patient's|client|client's|guest|guest's|member|"
+    "member's|employee|employee's|student|student's|caller|caller's|child|child's|account";
+
+/* Personal attributes, in groups: when the system text mentions any word
+ * of a group, every word of the group becomes a protected attribute. */
+static const char *const ATTR_GROUPS[] = {
+    "born|birth|birthday|birthdate|birthplace|age|old|dob",
+    "live|lives|living|lived|address|home|reside|resides|residence|city|located|location",
+    "email|e-mail|mail",
+    "phone|telephone|mobile|cell|number",
+    "balance|account|salary|income|bank",
+    "ssn|social|passport|license",
+    "color|colour|favorite|favourite",
+    "name|initials|surname",
+    "school|job|work|works|employer",
+    NULL
+};
+static const char *const ATTR_GROUPS_HAN[] = {
+    "生日|出生|年龄|年齡|几岁|幾歲",
+    "住|地址|住址|哪里|哪裡|城市",
+    "邮箱|郵箱|电子邮件|電子郵件|邮件|郵件",
+    "电话|電話|手机|手機|号码|號碼",
+    "余额|餘額|账户|帳戶|工资|薪水",
+    "身份证|身分證|护照|護照",
+    NULL
+};
+
+/* Han negations and verbs. */
+static const char *const HAN_NEG[] = {
+    "不要", "不得", "禁止", "请勿", "請勿", "切勿", "不能", "不可以", "不可", "不准",
+    "不许", "不許", "严禁", "嚴禁", "避免", "拒绝", "拒絕", "绝不", "絕不", "决不", "決不",
+    "不应该", "不應該", "不应", "不應", "别", "別", "勿", NULL
+};
+/* Han markers that take an object directly ("禁止赌博"). */
+static const char *const HAN_NEG_OBJ[] = { "禁止", "严禁", "嚴禁", "避免", "拒绝", "拒絕", NULL };
+static const char *const HAN_VERBS[] = {
+    "讨论", "討論", "谈论", "談論", "谈及", "談及", "谈", "談", "聊", "提及", "提到", "涉及",
+    "提供", "透露", "泄露", "洩露", "泄漏", "洩漏", "分享", "回答", "解答", "给出", "給出",
+    "告诉", "告訴", "推荐", "推薦", "解释", "解釋", "介绍", "介紹", "评论", "評論", "说", "說", NULL
+};
+static const char *const HAN_REVEAL[] = {
+    "透露", "泄露", "洩露", "泄漏", "洩漏", "分享", "告诉", "告訴", "提供", "说出", "說出", NULL
+};
+/* Skipped between a Han negation and its verb. */
+static const char *const HAN_FILLER[] = {
+    "在任何情况下", "在任何情況下", "任何时候", "任何時候", "向用户", "向用戶", "向使用者",
+    "给用户", "給用戶", "对用户", "對用戶", "与用户", "與用戶", "和用户", "跟用户", "主动",
+    "主動", "随意", "隨意", "直接", "再", "去", "和", "与", "與", "跟", NULL
+};
+/* Stripped from the front and the back of a Han object. */
+static const char *const HAN_PRE[] = {
+    "任何", "一切", "所有", "有关", "有關", "关于", "關於", "涉及", "与", "與", "跟", "和",
+    "含有", "包含", "包括", "含", "的", "其他人的", "别人的", "別人的", "用户的", "用戶的",
+    "使用者的", NULL
+};
+static const char *const HAN_POST[] = {
+    "的话题", "的話題", "话题", "話題", "的问题", "的問題", "问题", "問題", "相关的内容",
+    "相關的內容", "相关内容", "相關內容", "相关", "相關", "的内容", "的內容", "内容", "內容",
+    "的信息", "的資訊", "信息", "資訊", "方面的", "方面", "等", "的建议", "的建議", "建议",
+    "建議", "的事情", "事情", "的东西", "東西", "东西", "的", "给任何人", "給任何人",
+    "给别人", "給別人", NULL
+};
+/* Han objects that are allow-lists in disguise (无关 = unrelated). */
+static const char *const HAN_ALLOW[] = { "无关", "無關", "以外", "之外", "其他", "其它", NULL };
+static const char *const HAN_SECRET[] = { "密码", "密碼", "口令", "密钥", "密鑰", "暗号", "暗號", NULL };
+/* Asking words a Han secret name must come with ("管理员密码是多少"). */
+static const char *const HAN_ASK[] = {
+    "多少", "是什么", "是什麼", "告诉", "告訴", "给我", "給我", "说出", "說出", "透露", "提供",
+    "是哪", "发给", "發給", "几", "幾", NULL
+};
+static const char *const HAN_PRIVATE[] = {
+    "个人资料", "個人資料", "个人信息", "個人信息", "個人資訊", "隐私", "隱私", "私人信息",
+    "私人資料", NULL
+};
+static const char *const HAN_NAME_CUE[] = {
+    "资料：", "資料：", "姓名：", "姓名是", "名字是", "用户：", "用戶：", "使用者：", "客户：",
+    "客戶：", "患者：", "病人：", "资料:", "資料:", "姓名:", NULL
+};
+
+/* The lexicon: related terms for common restricted subjects, written for
+ * this project from general knowledge (not from any evaluation set).  An
+ * entry applies to a topic whose words are all among its keys (after
+ * stemming) or generic domain words (physics, science, opinion, ...), with
+ * at least one key: "politics", "political opinions", "quantum physics",
+ * "mathematical calculations".  Its related terms become alternatives of
+ * the topic; a term of several words matches like a topic of several
+ * words.  Keep it small: every term here can flag a question under a
+ * system prompt that forbids its subject. */
+typedef struct lex_entry {
+    const char *keys;     /* '|'-separated words */
+    const char *related;  /* '|'-separated terms; words of a term separated by ' ' */
+} lex_entry;
+
+static const lex_entry LEXICON[] = {
+    { "politics|political|politician|政治",
+      "election|government|parliament|president|democracy|socialism|communism|political party|"
+      "left-wing|right-wing|vote|voting|senate|congress|政治|政党|政黨|选举|選舉|总统|總統|议会|議會" },
+    { "religion|religious|宗教",
+      "religion|faith|church|bible|quran|islam|christianity|buddhism|hinduism|judaism|theology|"
+      "pray|prayer|宗教|信仰|佛教|基督教|道教|伊斯兰|伊斯蘭|神学|神學" },
+    { "medical|medicine|medication|health|医疗|醫療|医学|醫學",
+      "medication|medicine|drug|drugs|dose|dosage|diagnosis|symptom|treatment|prescription|"
+      "pill|disease|doctor|antibiotic|painkiller|药物|藥物|吃药|吃藥|什么药|什麼藥|用药|用藥|"
+      "治疗|治療|处方|處方|诊断|診斷|医生|醫生" },
+    { "ai|artificial|intelligence|人工智能",
+      "ai|artificial intelligence|machine learning|deep learning|neural network|language model|"
+      "llm|llms|chatgpt|gpt|人工智能|机器学习|機器學習|神经网络|神經網路|神經網絡|大模型" },
+    { "math|maths|mathematics|mathematical|calculation|calculations|arithmetic|数学|數學",
+      "math|maths|mathematics|algebra|equation|calculus|arithmetic|geometry|trigonometry|"
+      "polynomial|calculate|calculation|数学|數學|方程|计算|計算|代数|代數|几何|幾何" },
+    { "quantum",
+      "quantum|superposition|entanglement|qubit|量子" },
+    { "recipe|recipes|cooking|食谱|食譜|菜谱|菜譜",
+      "recipe|cook|cooking|bake|baking|ingredient|dish|食谱|食譜|菜谱|菜譜|做法" },
+    { "sport|sports|体育|體育|运动|運動",
+      "sport|football|soccer|basketball|tennis|baseball|golf|olympic|olympics|world cup|league|"
+      "nba|fifa|athlete|足球|篮球|籃球|网球|網球|奥运|奧運|联赛|聯賽" },
+    { "gambling|gamble|betting|赌博|賭博",
+      "gambling|casino|bet|betting|poker|lottery|slot machine|roulette|赌博|賭博|赌场|賭場|彩票|下注" },
+    { "cryptocurrency|cryptocurrencies|crypto|加密货币|加密貨幣",
+      "cryptocurrency|crypto|bitcoin|ethereum|blockchain|nft|比特币|比特幣|虚拟货币|虛擬貨幣|区块链|區塊鏈" },
+    { "stock|stocks|investing|investment|investments|financial|finance|股票|投资|投資|理财|理財",
+      "stock market|share price|invest|investing|investment|portfolio|dividend|股票|股市|投资|投資|基金" },
+    { "legal|law|法律",
+      "lawsuit|sue|lawyer|attorney|court|legal advice|法律|律师|律師|起诉|起訴|诉讼|訴訟" },
+    { "hacking|hack|黑客|駭客",
+      "hack|hacking|exploit|malware|phishing|brute force|crack password|黑客|駭客|入侵|破解" },
+    { "alcohol|alcoholic|酒精",
+      "alcohol|wine|beer|rum|vodka|whisky|whiskey|liquor|cocktail|brandy|酒精|啤酒|葡萄酒|白酒|烈酒" },
+    { "dinosaur|dinosaurs|恐龙|恐龍",
+      "dinosaur|t-rex|tyrannosaurus|jurassic|恐龙|恐龍" },
+    { "violence|violent|weapon|weapons|暴力|武器",
+      "weapon|gun|guns|firearm|bomb|explosive|暴力|武器|枪|槍|炸弹|炸彈" },
+};
+
+/* Domain words that may stand beside a lexicon key ("quantum physics",
+ * "political opinions"): they do not stop the entry applying. */
+static const char LEX_DOMAIN[] =
+    "physics|physical|science|sciences|scientific|theory|theories|opinion|opinions|view|views|"
+    "advice|concept|concepts|news|matters|affairs|tips|issues|belief|beliefs|studies|study";
+
+/* ==== Stemming ==== */
+
+static int ends(const char *w, size_t n, const char *suf)
+{
+    size_t l = strlen(suf);
+    return n >= l && memcmp(w + n - l, suf, l) == 0;
+}
+
+/* Light suffix stripping, the same for system and user words: plural
+ * first, then one derivational suffix, then a final e, and a final y
+ * written as i.  politics, political, politician -> politic; recipe,
+ * recipes -> recip; calculate, calculations, calculating -> calcul;
+ * movie, movies -> movi.  Not a real stemmer (no dictionary): it only has
+ * to map both sides of a match to the same string. */
+static size_t stem(char *w, size_t n)
+{
+    if (n >= 2 && w[n - 2] == '\'' && w[n - 1] == 's')
+        n -= 2;
+    else if (n >= 1 && w[n - 1] == '\'')
+        n -= 1;
+    if (n < 4)
+        return n;
+    if (ends(w, n, "ies") && n >= 5) {
+        n -= 2; /* -ies -> -i */
+    } else if (ends(w, n, "sses")) {
+        n -= 2;
+    } else if (w[n - 1] == 's' && w[n - 2] != 's' && w[n - 2] != 'u' && w[n - 2] != 'i') {
+        n -= 1;
+    }
+    static const struct { const char *suf; const char *rep; size_t min; } rules[] = {
+        { "ically", "ic", 3 }, { "ations", "", 4 }, { "ation", "", 4 }, { "ating", "", 4 },
+        { "ated", "", 4 }, { "ate", "", 4 }, { "ians", "", 4 }, { "ian", "", 4 },
+        { "ical", "ic", 3 }, { "ious", "", 4 }, { "ion", "", 4 }, { "ment", "", 4 },
+        { "ness", "", 4 }, { "ing", "", 3 }, { "ed", "", 3 }, { "er", "", 4 }, { "al", "", 4 },
+        { "ly", "", 4 },
+    };
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        size_t l = strlen(rules[i].suf);
+        if (ends(w, n, rules[i].suf) && n - l >= rules[i].min) {
+            size_t r = strlen(rules[i].rep);
+            memcpy(w + n - l, rules[i].rep, r);
+            n = n - l + r;
+            break;
+        }
+    }
+    if (n >= 4 && w[n - 1] == 'e')
+        n--;
+    if (n >= 4 && w[n - 1] == 'y')
+        w[n - 1] = 'i';
+    return n;
+}
+
+/* ==== Tokens ==== */
+
+enum { T_WORD = 1, T_PUNCT, T_HAN };
+
+typedef struct tok {
+    size_t s, e;                /* byte span in the text */
+    unsigned char kind;         /* T_* */
+    unsigned char len;          /* bytes in low */
+    unsigned char cap;          /* first letter upper-case (names) */
+    char low[LG_SCOPE_WORD];    /* lower-case word (truncated), or the punctuation byte */
+} tok;
+
+static size_t u8len(const unsigned char *p, size_t avail)
+{
+    size_t l = p[0] < 0x80 ? 1 : (p[0] & 0xE0) == 0xC0 ? 2 : (p[0] & 0xF0) == 0xE0 ? 3
+             : (p[0] & 0xF8) == 0xF0 ? 4 : 1;
+    if (l > avail)
+        return 1;
+    for (size_t i = 1; i < l; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 1;
+    return l;
+}
+
+static int is_han(const unsigned char *p, size_t l)
+{
+    if (l != 3 || (p[0] & 0xF0) != 0xE0 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
+        return 0;
+    unsigned cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+    return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF);
+}
+
+static int alnum(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* A two-byte UTF-8 letter (Latin-1 supplement to Cyrillic: é, ö, ç). */
+static int letter2(const unsigned char *p, size_t l)
+{
+    return l == 2 && p[0] >= 0xC3 && p[0] <= 0xD3 && !(p[0] == 0xC3 && (p[1] == 0x97 || p[1] == 0xB7));
+}
+
+/* The next token at or after *pos; 0 at the end.  Apostrophes (' and
+ * U+2019) and hyphens between letters stay inside a word; quotes and other
+ * punctuation are T_PUNCT tokens ('\'' for every quote, '.' for sentence
+ * ends, ','), spaces separate, other bytes are skipped. */
+static int next_tok(const char *text, size_t n, size_t *pos, tok *t)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = *pos;
+    while (i < n) {
+        size_t l = u8len(s + i, n - i);
+        if (l == 1 && alnum(s[i]))
+            break;
+        if (letter2(s + i, l) || is_han(s + i, l))
+            break;
+        char pc = 0;
+        if (l == 1 && (s[i] == '.' || s[i] == '!' || s[i] == '?' || s[i] == ';' || s[i] == '\n'))
+            pc = '.';
+        else if (l == 1 && (s[i] == ',' || s[i] == ':' || s[i] == '(' || s[i] == ')' || s[i] == '-'))
+            pc = s[i] == '-' ? '-' : s[i] == ':' ? ':' : ',';
+        else if (l == 1 && (s[i] == '\'' || s[i] == '"' || s[i] == '`'))
+            pc = '\'';
+        else if (l == 3 && s[i] == 0xE2 && s[i + 1] == 0x80 &&
+                 (s[i + 2] == 0x98 || s[i + 2] == 0x99 || s[i + 2] == 0x9C || s[i + 2] == 0x9D))
+            pc = '\'';                                  /* ‘ ’ “ ” */
+        else if (l == 3 && s[i] == 0xE2 && s[i + 1] == 0x80 && (s[i + 2] == 0x93 || s[i + 2] == 0x94))
+            pc = '-';                                   /* – — */
+        else if (l == 3 && s[i] == 0xE3 && s[i + 1] == 0x80 && (s[i + 2] == 0x82 || s[i + 2] == 0x81))
+            pc = s[i + 2] == 0x82 ? '.' : ',';          /* 。 、 */
+        else if (l == 3 && s[i] == 0xEF && s[i + 1] == 0xBC &&
+                 (s[i + 2] == 0x81 || s[i + 2] == 0x9F || s[i + 2] == 0x9B))
+            pc = '.';                                   /* ！ ？ ； */
+        else if (l == 3 && s[i] == 0xEF && s[i + 1] == 0xBC && (s[i + 2] == 0x8C || s[i + 2] == 0x9A))
+            pc = ',';                                   /* ， ： */
+        else if (l == 3 && s[i] == 0xE3 && s[i + 1] == 0x80 && s[i + 2] >= 0x8C && s[i + 2] <= 0x8F)
+            pc = '\'';                                  /* 「 」 『 』 */
+        if (pc) {
+            t->s = i;
+            t->e = i + l;
+            t->kind = T_PUNCT;
+            t->low[0] = pc;
+            t->len = 1;
+            t->cap = 0;
+            *pos = i + l;
+            return 1;
+        }
+        i += l;
+    }
+    if (i >= n)
+        return 0;
+    size_t l = u8len(s + i, n - i);
+    t->s = i;
+    t->cap = s[i] >= 'A' && s[i] <= 'Z';
+    if (is_han(s + i, l)) {
+        t->kind = T_HAN;
+        t->e = i + l;
+        memcpy(t->low, s + i, l);
+        t->len = (unsigned char)l;
+        *pos = i + l;
+        return 1;
+    }
+    t->kind = T_WORD;
+    size_t j = i, k = 0;
+    while (j < n) {
+        size_t m = u8len(s + j, n - j);
+        if (m == 1 && alnum(s[j])) {
+            if (k < LG_SCOPE_WORD)
+                t->low[k++] = (char)(s[j] >= 'A' && s[j] <= 'Z' ? s[j] + 32 : s[j]);
+            j++;
+        } else if (letter2(s + j, m)) {
+            if (k + 2 <= LG_SCOPE_WORD) {
+                t->low[k++] = (char)s[j];
+                t->low[k++] = (char)s[j + 1];
+            }
+            j += 2;
+        } else if (m == 1 && (s[j] == '\'' || s[j] == '-') && j + 1 < n && alnum(s[j + 1]) && j > i) {
+            if (k < LG_SCOPE_WORD)
+                t->low[k++] = (char)s[j];
+            j++;
+        } else if (m == 3 && s[j] == 0xE2 && s[j + 1] == 0x80 && s[j + 2] == 0x99 && j + 3 < n &&
+                   alnum(s[j + 3])) {
+            if (k < LG_SCOPE_WORD)
+                t->low[k++] = '\'';                     /* don’t */
+            j += 3;
+        } else {
+            break;
+        }
+    }
+    t->e = j;
+    t->len = (unsigned char)k;
+    *pos = j;
+    return 1;
+}
+
+static int tok_is(const tok *t, const char *w)
+{
+    size_t l = strlen(w);
+    return t->kind == T_WORD && t->len == l && memcmp(t->low, w, l) == 0;
+}
+
+static int tok_in(const tok *t, const char *list)
+{
+    return t->kind == T_WORD && in_list(list, t->low, t->len);
+}
+
+static int punct(const tok *t, char c)
+{
+    return t->kind == T_PUNCT && t->low[0] == c;
+}
+
+/* ==== Building restrictions ==== */
+
+static int new_restr(lg_scope *sc, const char *what, size_t n)
+{
+    if (sc->nrestr == LG_SCOPE_MAX_RESTR) {
+        sc->dropped++;
+        return LG_SCOPE_MAX_RESTR - 1; /* shares the last description */
+    }
+    size_t k = sc->nrestr++;
+    size_t m = n < sizeof sc->what[k] - 1 ? n : sizeof sc->what[k] - 1;
+    /* never cut inside a UTF-8 character */
+    while (m > 0 && m < n && ((unsigned char)what[m] & 0xC0) == 0x80)
+        m--;
+    memcpy(sc->what[k], what, m);
+    sc->what[k][m] = '\0';
+    return (int)k;
+}
+
+static void set_word(lg_scope_word *w, const char *s, size_t n, int han)
+{
+    if (n > LG_SCOPE_WORD)
+        n = LG_SCOPE_WORD;
+    memcpy(w->s, s, n);
+    w->len = (unsigned char)n;
+    w->han = (unsigned char)han;
+}
+
+static int same_word(const lg_scope_word *a, const lg_scope_word *b)
+{
+    return a->len == b->len && a->han == b->han && memcmp(a->s, b->s, a->len) == 0;
+}
+
+/* Add a phrase unless an equal one serves the same restriction already. */
+static void add_phrase(lg_scope *sc, const lg_scope_word *w, size_t nw, int secret, int restr)
+{
+    if (!nw)
+        return;
+    for (size_t i = 0; i < sc->nph; i++) {
+        const lg_scope_phrase *p = &sc->ph[i];
+        if (p->nw != nw || p->secret != secret)
+            continue;
+        size_t k = 0;
+        while (k < nw && same_word(&p->w[k], &w[k]))
+            k++;
+        if (k == nw)
+            return;
+    }
+    if (sc->nph == LG_SCOPE_MAX_PHRASES) {
+        sc->dropped++;
+        return;
+    }
+    lg_scope_phrase *p = &sc->ph[sc->nph++];
+    memset(p, 0, sizeof *p);
+    for (size_t k = 0; k < nw && k < LG_SCOPE_MAX_WORDS; k++)
+        p->w[k] = w[k];
+    p->nw = (unsigned char)(nw < LG_SCOPE_MAX_WORDS ? nw : LG_SCOPE_MAX_WORDS);
+    p->secret = (unsigned char)secret;
+    p->restr = (unsigned char)restr;
+}
+
+/* Parse a lexicon term ("machine learning", "政治") into words. */
+static size_t term_words(const char *t, size_t n, lg_scope_word *w)
+{
+    size_t nw = 0;
+    const unsigned char *u = (const unsigned char *)t;
+    if (n >= 3 && is_han(u, 3)) {
+        set_word(&w[0], t, n, 1);
+        return 1;
+    }
+    size_t i = 0;
+    while (i < n && nw < LG_SCOPE_MAX_WORDS) {
+        while (i < n && t[i] == ' ')
+            i++;
+        size_t j = i;
+        while (j < n && t[j] != ' ')
+            j++;
+        if (j > i) {
+            char b[LG_SCOPE_WORD];
+            size_t l = j - i < sizeof b ? j - i : sizeof b;
+            memcpy(b, t + i, l);
+            l = stem(b, l);
+            set_word(&w[nw++], b, l, 0);
+        }
+        i = j;
+    }
+    return nw;
+}
+
+/* Is word w (stemmed, or Han) one of the '|'-separated keys?  A Han word
+ * also counts when it contains a Han key (股票投资 holds 股票): Chinese
+ * writes compounds without spaces. */
+static int key_has(const char *keys, const lg_scope_word *w)
+{
+    const char *p = keys;
+    while (*p) {
+        const char *e = strchr(p, '|');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        lg_scope_word k[LG_SCOPE_MAX_WORDS];
+        if (term_words(p, l, k) == 1 &&
+            (same_word(&k[0], w) || (w->han && k[0].han && memmem(w->s, w->len, k[0].s, k[0].len))))
+            return 1;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+static void add_lexicon(lg_scope *sc, const lg_scope_word *w, size_t nw, int restr)
+{
+    for (size_t e = 0; e < sizeof LEXICON / sizeof LEXICON[0]; e++) {
+        int keys = 0, ok = 1;
+        for (size_t k = 0; k < nw && ok; k++) {
+            if (key_has(LEXICON[e].keys, &w[k]))
+                keys++;
+            else if (w[k].han || !key_has(LEX_DOMAIN, &w[k]))
+                ok = 0;
+        }
+        if (!ok || !keys)
+            continue;
+        const char *p = LEXICON[e].related;
+        while (*p) {
+            const char *q = strchr(p, '|');
+            size_t l = q ? (size_t)(q - p) : strlen(p);
+            lg_scope_word tw[LG_SCOPE_MAX_WORDS];
+            size_t tn = term_words(p, l, tw);
+            add_phrase(sc, tw, tn, 0, restr);
+            if (!q)
+                break;
+            p = q + 1;
+        }
+    }
+}
+
+/* A topic: its words (stemmed or Han), the phrase itself and its lexicon
+ * alternatives.  A phrase whose last word is a secret's name ("password")
+ * is a secret name: it must not follow "my" ("reset my password"). */
+static void add_topic(lg_scope *sc, const lg_scope_word *w, size_t nw, int restr)
+{
+    if (!nw)
+        return;
+    int secret = 0;
+    const lg_scope_word *last = &w[nw - 1];
+    if (last->han) {
+        for (size_t i = 0; HAN_SECRET[i]; i++)
+            if (last->len >= strlen(HAN_SECRET[i]) &&
+                memcmp(last->s + last->len - strlen(HAN_SECRET[i]), HAN_SECRET[i],
+                       strlen(HAN_SECRET[i])) == 0)
+                secret = 1;
+    } else {
+        char b[LG_SCOPE_WORD + 1];
+        for (const char *p = SECRET_NOUN; *p;) {
+            const char *e = strchr(p, '|');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            memcpy(b, p, l);
+            size_t sl = stem(b, l);
+            if (sl == last->len && memcmp(b, last->s, sl) == 0)
+                secret = 1;
+            if (!e)
+                break;
+            p = e + 1;
+        }
+    }
+    add_phrase(sc, w, nw, secret, restr);
+    if (!secret)
+        add_lexicon(sc, w, nw, restr);
+}
+
+/* ==== English prohibitions ==== */
+
+/* Turn the object tokens o[0..no) of a prohibition into topics. */
+static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, int passive)
+{
+    if (!no)
+        return;
+    int priv_adj = 0, priv_noun = 0, quote = 0, secret = 0;
+    for (size_t i = 0; i < no; i++) {
+        if (tok_in(&o[i], ALLOW_HINT))
+            return;
+        if (tok_is(&o[i], "other") && i + 1 < no && tok_in(&o[i + 1], OTHER_GENERIC))
+            return;
+        if (tok_is(&o[i], "not") && i + 1 < no && tok_in(&o[i + 1], "related|relevant|connected"))
+            return;
+        priv_adj |= tok_in(&o[i], PRIVATE_ADJ);
+        priv_noun |= tok_in(&o[i], PRIVATE_NOUN);
+        quote |= punct(&o[i], '\'');
+        secret |= tok_in(&o[i], SECRET_NOUN) || tok_in(&o[i], SECRET_NOUN2);
+    }
+    if (priv_adj && priv_noun) {
+        sc->person_ban = 1; /* people are finished in lg_scope_finish */
+        return;
+    }
+    if (quote && secret)
+        return; /* "the password 'X'": the secret reader has it */
+    char what[48];
+    size_t wl = 0;
+    for (size_t i = 0; i < no && wl < sizeof what - 1; i++) {
+        if (o[i].kind != T_WORD)
+            continue;
+        size_t l = o[i].len < sizeof what - 1 - wl - (wl ? 1 : 0) ? o[i].len : 0;
+        if (!l)
+            break;
+        if (wl)
+            what[wl++] = ' ';
+        memcpy(what + wl, o[i].low, l);
+        wl += l;
+    }
+    int restr = -1;
+    /* Parts: split at commas, or, and, nor, /, such as, like, including. */
+    size_t i = 0;
+    while (i < no) {
+        size_t j = i;
+        int howto = 0;
+        while (j < no && !punct(&o[j], ',') &&
+               !tok_in(&o[j], "or|and|nor|&|like|including|especially|particularly|e.g|eg|incl") &&
+               !(tok_is(&o[j], "such") && j + 1 < no && tok_is(&o[j + 1], "as")) &&
+               !(tok_is(&o[j], "for") && j + 1 < no && tok_in(&o[j + 1], "example|instance"))) {
+            if (tok_is(&o[j], "how") && j + 1 < no && tok_is(&o[j + 1], "to"))
+                howto = 1;
+            j++;
+        }
+        lg_scope_word w[LG_SCOPE_MAX_WORDS];
+        size_t nw = 0;
+        int first_generic = 0;
+        for (size_t k = i; k < j; k++) {
+            const tok *t = &o[k];
+            if (t->kind != T_WORD || !t->len || tok_in(t, STOP) || tok_in(t, VERBS))
+                continue;
+            if (nw == 0 && tok_in(t, GENERIC_ACT))
+                first_generic = 1;
+            if (nw == LG_SCOPE_MAX_WORDS)
+                break;
+            char b[LG_SCOPE_WORD];
+            memcpy(b, t->low, t->len);
+            size_t l = stem(b, t->len);
+            set_word(&w[nw++], b, l, 0);
+        }
+        int ctx = howto || help_ctx || passive;
+        if (first_generic && ctx && nw >= 2) {
+            memmove(&w[0], &w[1], (nw - 1) * sizeof w[0]);
+            nw--;
+        }
+        if (nw) {
+            if (restr < 0)
+                restr = new_restr(sc, what, wl);
+            add_topic(sc, w, nw, restr);
+        }
+        i = j + 1;
+        if (j < no && tok_is(&o[j], "such"))
+            i = j + 2;
+        else if (j < no && tok_is(&o[j], "for"))
+            i = j + 2;
+    }
+}
+
+/* Two-word sequences that end an object: the reason, the condition or the
+ * audience follows ("to maintain focus", "under any circumstances", "with
+ * anyone", "that are more suited ..."). */
+static const struct { const char *w; const char *next; } END_PAIRS[] = {
+    { "to", END_AFTER_TO },
+    { "with", "anyone|anybody|others|them|him|her|people|users|customers|strangers|the|any" },
+    { "that", "are|is|could|would|might|may|can|will|should|seem|seems" },
+    { "under", "any|no" },
+    { "no", "matter" },
+    { "at", "all|any" },
+    { "in", "all|any|order|no" },
+    { "as", "it|this|that|they|these|those|we|per|part|a|an|you" },
+};
+
+/* Where an object ends: the first token at or after i that closes it. */
+static size_t object_end(const tok *t, size_t nt, size_t i)
+{
+    size_t start = i;
+    for (; i < nt && i - start < 24; i++) {
+        const tok *x = &t[i];
+        if (punct(x, '.') || punct(x, ':') || punct(x, '-') || x->kind == T_HAN ||
+            tok_in(x, END_WORDS) || tok_in(x, "you|please"))
+            return i;
+        const tok *nx = i + 1 < nt ? &t[i + 1] : NULL;
+        if (!nx)
+            continue;
+        for (size_t k = 0; k < sizeof END_PAIRS / sizeof END_PAIRS[0]; k++)
+            if (tok_is(x, END_PAIRS[k].w) && tok_in(nx, END_PAIRS[k].next))
+                return i;
+        /* A comma ends it before a new clause; before "and <word>" only
+         * when the word starts one ("and you", "and never"). */
+        if (punct(x, ',') &&
+            (tok_in(nx, END_WORDS) || tok_in(nx, "to|as|under|no|at|in|even|you|please|this|it|which") ||
+             (tok_is(nx, "and") && i + 2 < nt &&
+              tok_in(&t[i + 2], "you|then|instead|only|always|politely|stay|focus|redirect|never|do|don't|must|should"))))
+            return i;
+    }
+    return i;
+}
+
+/* Prohibitions in one sentence of English tokens. */
+static void english_sentence(lg_scope *sc, const tok *t, size_t nt)
+{
+    for (size_t i = 0; i < nt; i++) {
+        const tok *x = &t[i];
+        if (x->kind != T_WORD)
+            continue;
+        /* Passive: "<subject> is (strictly) not allowed / forbidden /
+         * prohibited / off-limits". */
+        if (tok_in(x, "is|are")) {
+            size_t j = i + 1;
+            while (j < nt && tok_in(&t[j], "strictly|absolutely|completely|totally|also|therefore|generally"))
+                j++;
+            int hit = 0;
+            size_t after = j;
+            if (j + 1 < nt && tok_is(&t[j], "not") && tok_in(&t[j + 1], "allowed|permitted|acceptable|welcome"))
+                hit = 1, after = j + 2;
+            else if (j < nt && tok_in(&t[j], "forbidden|prohibited|banned|off-limits|disallowed"))
+                hit = 1, after = j + 1;
+            else if (j + 1 < nt && tok_is(&t[j], "off") && tok_in(&t[j + 1], "limits|topic"))
+                hit = 1, after = j + 2;
+            (void)after;
+            if (hit) {
+                size_t b = i;
+                while (b > 0 && !punct(&t[b - 1], '.') && !punct(&t[b - 1], ',') &&
+                       !punct(&t[b - 1], ':') && t[b - 1].kind != T_HAN)
+                    b--;
+                if (b < i && tok_is(&t[b], "and"))
+                    b++;
+                english_object(sc, t + b, i - b, 0, 1);
+            }
+            continue;
+        }
+        int neg = tok_in(x, NEG);
+        if (tok_is(x, "no") && i > 0 && tok_is(&t[i - 1], "under"))
+            neg = 1;
+        if (tok_is(x, "stay") && i + 2 < nt && tok_is(&t[i + 1], "away") && tok_is(&t[i + 2], "from"))
+            neg = 2;
+        if (tok_is(x, "keep") || tok_is(x, "keeps"))
+            neg = 3;
+        if (!neg)
+            continue;
+        /* "do not refuse to", "never avoid": a double negative permits */
+        if (tok_in(x, NEG_OBJ)) {
+            int dbl = 0;
+            for (size_t k = i >= 3 ? i - 3 : 0; k < i; k++)
+                dbl |= tok_in(&t[k], "not|never|don't|dont|no|shouldn't|mustn't");
+            if (dbl)
+                continue;
+        }
+        if (neg == 3) {
+            /* "keep <x> private / secret / confidential": a reveal ban */
+            size_t k = i + 1;
+            int priv = 0;
+            for (; k < nt && k < i + 12 && !punct(&t[k], '.'); k++)
+                if (tok_in(&t[k], "private|secret|confidential|hidden"))
+                    priv = 1;
+            if (priv) {
+                sc->ban_reveal = 1;
+                for (size_t m = i + 1; m < k; m++)
+                    if (tok_in(&t[m], PRIVATE_ADJ) || tok_in(&t[m], PRIVATE_NOUN) || tok_in(&t[m], REFERENT))
+                        sc->person_ban = 1;
+            }
+            continue;
+        }
+        size_t j = i + 1;
+        if (neg == 2)
+            j = i + 3;
+        size_t skipped = 0;
+        while (j < nt && skipped < 8 && (tok_in(&t[j], FILLER) || punct(&t[j], ',')) && !tok_in(&t[j], VERBS)) {
+            j++;
+            skipped++;
+        }
+        int help_ctx = 0;
+        if (j < nt && tok_in(&t[j], VERBS)) {
+            if (tok_in(&t[j], REVEAL_VERBS))
+                sc->ban_reveal = 1;
+            help_ctx = tok_in(&t[j], HELP_VERBS);
+            j++;
+            while (j < nt && tok_in(&t[j], "about|on|with|of|into|upon|up|out|in|regarding|to|the|any|anyone|users|user|them"))
+                j++;
+        } else if (!(tok_in(x, NEG_OBJ) || neg == 2)) {
+            continue;
+        } else {
+            j = i + 1 + (neg == 2 ? 2 : 0);
+        }
+        size_t e = object_end(t, nt, j);
+        for (size_t k = j; k + 1 < e; k++)
+            if (tok_is(&t[k], "task") && tok_is(&t[k + 1], "of"))
+                help_ctx = 1;
+        english_object(sc, t + j, e - j, help_ctx, 0);
+        i = e > i ? e - 1 : i;
+    }
+}
+
+/* Secrets and names in one sentence. */
+static void english_secrets(lg_scope *sc, const char *text, const tok *t, size_t nt)
+{
+    for (size_t i = 0; i < nt; i++) {
+        const tok *x = &t[i];
+        int noun = tok_in(x, SECRET_NOUN);
+        int noun2 = tok_in(x, SECRET_NOUN2) && i > 0 && tok_in(&t[i - 1], SECRET_MOD);
+        if (!noun && !noun2)
+            continue;
+        /* The value: the next quoted run in the sentence, or after "is" a
+         * word with a digit in it ("the door code is 4471"). */
+        size_t vs = 0, ve = 0;
+        for (size_t k = i + 1; k < nt && k < i + 8; k++) {
+            if (punct(&t[k], '\'')) {
+                size_t m = k + 1;
+                while (m < nt && !punct(&t[m], '\'') && m < k + 6)
+                    m++;
+                if (m < nt && punct(&t[m], '\'') && m > k + 1) {
+                    vs = t[k].e;
+                    ve = t[m].s;
+                }
+                break;
+            }
+            if (tok_in(&t[k - 1], "is|was|are") && t[k].kind == T_WORD) {
+                int digit = 0;
+                for (size_t c = 0; c < t[k].len; c++)
+                    digit |= t[k].low[c] >= '0' && t[k].low[c] <= '9';
+                if (digit) {
+                    vs = t[k].s;
+                    ve = t[k].e;
+                }
+                break;
+            }
+        }
+        if (ve <= vs || ve - vs > LG_SCOPE_VALUE || ve - vs < 3)
+            continue;
+        if (sc->npending == LG_SCOPE_MAX_VALUES) {
+            sc->dropped++;
+            continue;
+        }
+        lg_scope_value *v = &sc->pending[sc->npending];
+        memcpy(v->s, text + vs, ve - vs);
+        v->len = (unsigned char)(ve - vs);
+        lg_scope_word *nw = sc->pending_noun[sc->npending];
+        memset(nw, 0, 2 * sizeof *nw);
+        char b[LG_SCOPE_WORD];
+        if (noun2) {
+            memcpy(b, t[i - 1].low, t[i - 1].len);
+            set_word(&nw[0], b, stem(b, t[i - 1].len), 0);
+            memcpy(b, x->low, x->len);
+            set_word(&nw[1], b, stem(b, x->len), 0);
+        } else {
+            memcpy(b, x->low, x->len);
+            set_word(&nw[0], b, stem(b, x->len), 0);
+        }
+        sc->npending++;
+    }
+}
+
+/* Capitalised names: two or three capitalised words after "name is",
+ * "name:", a record label ("Customer on this chat:", "Patient record:"),
+ * or followed by ", born" / "born" / ", date of birth". */
+static void english_names(lg_scope *sc, const tok *t, size_t nt)
+{
+    for (size_t i = 0; i + 1 < nt; i++) {
+        if (!t[i].cap || !t[i + 1].cap || t[i].kind != T_WORD || t[i + 1].kind != T_WORD)
+            continue;
+        if (t[i].len < 2 || t[i + 1].len < 2 || tok_in(&t[i], STOP) || tok_in(&t[i], NEG) ||
+            tok_in(&t[i], REFERENT) || tok_in(&t[i], "keep|record|patient|customer|dear|mr|mrs|ms|dr|the|you"))
+            continue;
+        size_t e = i + 2;
+        if (e < nt && t[e].cap && t[e].kind == T_WORD && !tok_in(&t[e], STOP))
+            e++;
+        int before = 0, after = 0;
+        if (i >= 2 && tok_is(&t[i - 2], "name") && tok_is(&t[i - 1], "is"))
+            before = 1;
+        if (i >= 1 && punct(&t[i - 1], ':'))
+            before = 1;
+        if (i >= 1 && tok_in(&t[i - 1], REFERENT))
+            before = 1;
+        if (e < nt && tok_in(&t[e], "born|lives|was|is|who"))
+            after = 1;
+        if (e + 1 < nt && punct(&t[e], ',') && tok_in(&t[e + 1], "born|date|dob|age|aged|lives|who|he|she|email|phone"))
+            after = 1;
+        if (i >= 1 && tok_in(&t[i - 1], "in|at|from|to|near"))
+            continue; /* a place */
+        if (!before && !after)
+            continue;
+        for (size_t k = i; k < e; k++) {
+            if (sc->nnames == LG_SCOPE_PERSON_TERMS) {
+                sc->dropped++;
+                break;
+            }
+            char b[LG_SCOPE_WORD];
+            memcpy(b, t[k].low, t[k].len);
+            set_word(&sc->names[sc->nnames++], b, stem(b, t[k].len), 0);
+        }
+        i = e - 1;
+    }
+}
+
+/* ==== Chinese prohibitions ==== */
+
+static size_t starts_any(const char *s, size_t n, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++) {
+        size_t l = strlen(list[i]);
+        if (l <= n && memcmp(s, list[i], l) == 0)
+            return l;
+    }
+    return 0;
+}
+
+static size_t ends_any(const char *s, size_t n, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++) {
+        size_t l = strlen(list[i]);
+        if (l < n && memcmp(s + n - l, list[i], l) == 0)
+            return l;
+    }
+    return 0;
+}
+
+static int contains_any(const char *s, size_t n, const char *const *list)
+{
+    for (size_t i = 0; list[i]; i++)
+        if (memmem(s, n, list[i], strlen(list[i])))
+            return 1;
+    return 0;
+}
+
+/* Length of the run of Han characters (and nothing else) at s. */
+static size_t han_run(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i + 3 <= n && is_han((const unsigned char *)s + i, 3))
+        i += 3;
+    return i;
+}
+
+/* One Han object part: strip the generic front and back, split at 的 into
+ * words that must all occur (竞争对手的产品价格: 竞争对手 + 产品价格). */
+static void han_part(lg_scope *sc, const char *s, size_t n, int *restr, const char *obj, size_t on)
+{
+    size_t l;
+    for (int again = 1; again && n;) {
+        again = 0;
+        if ((l = starts_any(s, n, HAN_PRE)) && l < n) {
+            s += l, n -= l, again = 1;
+        }
+        if ((l = ends_any(s, n, HAN_POST))) {
+            n -= l, again = 1;
+        }
+    }
+    lg_scope_word w[LG_SCOPE_MAX_WORDS];
+    size_t nw = 0;
+    static const char de[] = "的";
+    while (n && nw < LG_SCOPE_MAX_WORDS) {
+        const char *d = memmem(s, n, de, 3);
+        size_t pl = d ? (size_t)(d - s) : n;
+        if (pl >= 6) /* one character alone says too little */
+            set_word(&w[nw++], s, pl, 1);
+        if (!d)
+            break;
+        s = d + 3;
+        n -= pl + 3;
+    }
+    if (!nw)
+        return;
+    if (*restr < 0)
+        *restr = new_restr(sc, obj, on);
+    add_topic(sc, w, nw, *restr);
+}
+
+/* Prohibitions in Han text: a negation, fillers, a verb (or an object
+ * right after 禁止 / 避免 / 拒绝), and the object up to punctuation. */
+static void han_text(lg_scope *sc, const char *s, size_t n)
+{
+    for (size_t i = 0; i + 3 <= n;) {
+        size_t l = starts_any(s + i, n - i, HAN_NEG);
+        if (!l) {
+            i += u8len((const unsigned char *)s + i, n - i);
+            continue;
+        }
+        int obj_ok = starts_any(s + i, n - i, HAN_NEG_OBJ) != 0;
+        size_t j = i + l;
+        /* a double negative (不要拒绝) permits */
+        if (starts_any(s + j, n - j, HAN_NEG_OBJ)) {
+            i = j;
+            continue;
+        }
+        size_t f;
+        while ((f = starts_any(s + j, n - j, HAN_FILLER)))
+            j += f;
+        size_t v = starts_any(s + j, n - j, HAN_VERBS);
+        if (v) {
+            if (starts_any(s + j, n - j, HAN_REVEAL))
+                sc->ban_reveal = 1;
+            j += v;
+            while ((f = starts_any(s + j, n - j, HAN_FILLER)))
+                j += f;
+        } else if (!obj_ok) {
+            i = j;
+            continue;
+        }
+        /* the object: Han characters and list separators up to other punctuation */
+        size_t e = j;
+        while (e < n) {
+            size_t r = han_run(s + e, n - e);
+            if (r) {
+                e += r;
+                continue;
+            }
+            if (n - e >= 3 && memcmp(s + e, "、", 3) == 0) {
+                e += 3;
+                continue;
+            }
+            break;
+        }
+        const char *obj = s + j;
+        size_t on = e - j;
+        if (contains_any(obj, on, HAN_PRIVATE)) {
+            sc->person_ban = 1;
+            i = e > i ? e : i + 3;
+            continue;
+        }
+        if (on && !contains_any(obj, on, HAN_ALLOW)) {
+            int restr = -1;
+            /* parts: 、 和 或 及 与 以及 */
+            static const char *const seps[] = { "、", "以及", "或者", "和", "或", "及", "与", "與", NULL };
+            size_t a = 0;
+            while (a < on) {
+                size_t b = a;
+                size_t sl = 0;
+                while (b < on && !(sl = starts_any(obj + b, on - b, seps)))
+                    b += u8len((const unsigned char *)obj + b, on - b);
+                han_part(sc, obj + a, b - a, &restr, obj, on);
+                a = b + sl;
+                if (!sl)
+                    break;
+            }
+        }
+        i = e > i ? e : i + 3;
+    }
+}
+
+/* Han secrets: 密码是“X” and names: 资料：王小明，... */
+static void han_secrets(lg_scope *sc, const char *s, size_t n)
+{
+    for (size_t k = 0; HAN_SECRET[k]; k++) {
+        const char *p = s, *end = s + n;
+        size_t kl = strlen(HAN_SECRET[k]);
+        while ((p = memmem(p, (size_t)(end - p), HAN_SECRET[k], kl))) {
+            const char *q = p + kl;
+            if (end - q >= 3 && memcmp(q, "是", 3) == 0)
+                q += 3;
+            if (end - q >= 1 && (*q == ':' || *q == ' '))
+                q++;
+            if (end - q >= 3 && memcmp(q, "：", 3) == 0)
+                q += 3;
+            static const char *const open[] = { "“", "「", "\"", "'", "‘", NULL };
+            static const char *const close[] = { "”", "」", "\"", "'", "’", NULL };
+            for (size_t o = 0; open[o]; o++) {
+                size_t ol = strlen(open[o]);
+                if ((size_t)(end - q) > ol && memcmp(q, open[o], ol) == 0) {
+                    const char *vs = q + ol;
+                    const char *ve = memmem(vs, (size_t)(end - vs), close[o], strlen(close[o]));
+                    if (ve && ve - vs >= 3 && ve - vs <= LG_SCOPE_VALUE && sc->npending < LG_SCOPE_MAX_VALUES) {
+                        lg_scope_value *v = &sc->pending[sc->npending];
+                        memcpy(v->s, vs, (size_t)(ve - vs));
+                        v->len = (unsigned char)(ve - vs);
+                        lg_scope_word *nw = sc->pending_noun[sc->npending];
+                        memset(nw, 0, 2 * sizeof *nw);
+                        set_word(&nw[0], HAN_SECRET[k], kl, 1);
+                        sc->npending++;
+                    }
+                    break;
+                }
+            }
+            p += kl;
+        }
+    }
+    for (size_t k = 0; HAN_NAME_CUE[k]; k++) {
+        const char *p = s, *end = s + n;
+        size_t cl = strlen(HAN_NAME_CUE[k]);
+        while ((p = memmem(p, (size_t)(end - p), HAN_NAME_CUE[k], cl))) {
+            const char *q = p + cl;
+            size_t r = han_run(q, (size_t)(end - q));
+            if (r >= 6 && r <= 12 && sc->nnames < LG_SCOPE_PERSON_TERMS)
+                set_word(&sc->names[sc->nnames++], q, r, 1);
+            p = q;
+        }
+    }
+}
+
+/* ==== Extraction ==== */
+
+static void build_person(lg_scope *sc, const char *text, size_t n);
+
+void lg_scope_reset(lg_scope *sc)
+{
+    memset(sc, 0, sizeof *sc);
+}
+
+int lg_scope_any(const lg_scope *sc)
+{
+    return sc->nph || sc->npeople || sc->nval;
+}
+
+int lg_scope_extract(lg_scope *sc, const char *text, size_t n)
+{
+    if (!sc || (!text && n))
+        return LG_E_INVAL;
+    if (sc->finished)
+        return LG_E_STATE;
+    size_t room = LG_SCOPE_SYS_MAX - sc->sys_read;
+    if (n > room)
+        n = room;
+    sc->sys_read += n;
+    /* Sentences of tokens: English is read per sentence (pieces of at most
+     * LG_SCOPE_SENT_TOKENS), Han text per run between sentence ends. */
+    tok t[LG_SCOPE_SENT_TOKENS];
+    size_t nt = 0, pos = 0;
+    int more = 1;
+    while (more) {
+        tok x;
+        more = next_tok(text, n, &pos, &x);
+        int end = !more || (x.kind == T_PUNCT && x.low[0] == '.' && nt > 0);
+        if (more && !end) {
+            if (x.kind == T_HAN)
+                continue; /* Han text is read below, from the bytes */
+            t[nt++] = x;
+        }
+        if (end || nt == LG_SCOPE_SENT_TOKENS) {
+            english_names(sc, t, nt);
+            english_secrets(sc, text, t, nt);
+            english_sentence(sc, t, nt);
+            nt = 0;
+        }
+    }
+    han_text(sc, text, n);
+    han_secrets(sc, text, n);
+    build_person(sc, text, n);
+    return (int)sc->nrestr + (int)sc->nval + (int)sc->npeople;
+}
+
+/* ==== Word table ==== */
+
+static size_t hash(const char *s, size_t n)
+{
+    size_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+/* Slot of word s in the table: its slot, or (add) a new one; LG_SCOPE_UNIQ
+ * when absent (or the table is half full). */
+static size_t uw_slot(lg_scope *sc, const char *s, size_t n, int add)
+{
+    size_t i = hash(s, n) & (LG_SCOPE_UNIQ - 1);
+    for (size_t k = 0; k < LG_SCOPE_UNIQ; k++, i = (i + 1) & (LG_SCOPE_UNIQ - 1)) {
+        lg_scope_uw *u = &sc->uw[i];
+        if (!u->len) {
+            if (!add || sc->nuw >= LG_SCOPE_UNIQ / 2)
+                return LG_SCOPE_UNIQ;
+            memcpy(u->s, s, n);
+            u->len = (unsigned char)n;
+            sc->nuw++;
+            return i;
+        }
+        if (u->len == n && memcmp(u->s, s, n) == 0)
+            return i;
+    }
+    return LG_SCOPE_UNIQ;
+}
+
+static unsigned short word_id(lg_scope *sc, const lg_scope_word *w)
+{
+    if (w->han)
+        return (unsigned short)LG_SCOPE_UNIQ;
+    size_t s = uw_slot(sc, w->s, w->len, 1);
+    if (s == LG_SCOPE_UNIQ)
+        sc->dropped++;
+    return (unsigned short)s;
+}
+
+static void add_terms(lg_scope_word *dst, unsigned char *nd, const char *list, int han)
+{
+    const char *p = list;
+    while (*p && *nd < LG_SCOPE_PERSON_TERMS) {
+        const char *e = strchr(p, '|');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        char b[LG_SCOPE_WORD];
+        size_t bl = l < sizeof b ? l : sizeof b;
+        memcpy(b, p, bl);
+        if (!han)
+            bl = stem(b, bl);
+        lg_scope_word w;
+        set_word(&w, b, bl, han);
+        int dup = 0;
+        for (size_t k = 0; k < *nd; k++)
+            dup |= same_word(&dst[k], &w);
+        if (!dup)
+            dst[(*nd)++] = w;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+}
+
+/* Does the system text (as words) mention any word of the group? */
+static int text_mentions(const char *text, size_t n, const char *group, int han)
+{
+    if (han) {
+        const char *p = group;
+        while (*p) {
+            const char *e = strchr(p, '|');
+            size_t l = e ? (size_t)(e - p) : strlen(p);
+            if (memmem(text, n, p, l))
+                return 1;
+            if (!e)
+                break;
+            p = e + 1;
+        }
+        return 0;
+    }
+    size_t pos = 0;
+    tok x;
+    while (next_tok(text, n, &pos, &x))
+        if (x.kind == T_WORD && in_list(group, x.low, x.len))
+            return 1;
+    return 0;
+}
+
+void lg_scope_finish(lg_scope *sc)
+{
+    if (sc->finished)
+        return;
+    /* secret values count once something forbids revealing */
+    if (sc->ban_reveal) {
+        for (size_t i = 0; i < sc->npending; i++) {
+            if (sc->nval == LG_SCOPE_MAX_VALUES) {
+                sc->dropped++;
+                break;
+            }
+            char what[48];
+            size_t wl = 0;
+            const lg_scope_word *nw = sc->pending_noun[i];
+            for (size_t k = 0; k < 2 && nw[k].len; k++) {
+                if (wl)
+                    what[wl++] = ' ';
+                memcpy(what + wl, nw[k].s, nw[k].len);
+                wl += nw[k].len;
+            }
+            int restr = new_restr(sc, what, wl);
+            sc->val[sc->nval] = sc->pending[i];
+            sc->val[sc->nval].restr = (unsigned char)restr;
+            sc->nval++;
+            add_phrase(sc, nw, nw[1].len ? 2 : 1, 1, restr);
+        }
+    }
+    sc->finished = 1;
+    /* word ids for phrases and people */
+    for (size_t i = 0; i < sc->nph; i++)
+        for (size_t k = 0; k < sc->ph[i].nw; k++)
+            sc->ph[i].id[k] = word_id(sc, &sc->ph[i].w[k]);
+    for (size_t i = 0; i < sc->npeople; i++) {
+        lg_scope_person *p = &sc->people[i];
+        for (size_t k = 0; k < p->nref; k++)
+            p->ref_id[k] = word_id(sc, &p->ref[k]);
+        for (size_t k = 0; k < p->nattr; k++)
+            p->attr_id[k] = word_id(sc, &p->attr[k]);
+    }
+}
+
+/* The protected person, once a system text bans revealing personal
+ * information: the names seen so far, the usual referents (user,
+ * customer, patient, ...) and every attribute group this system text
+ * mentions.  Called at the end of each lg_scope_extract. */
+static void build_person(lg_scope *sc, const char *text, size_t n)
+{
+    if (!sc->person_ban || sc->npeople)
+        return;
+    lg_scope_person *p = &sc->people[0];
+    memset(p, 0, sizeof *p);
+    for (size_t i = 0; i < sc->nnames && p->nref < LG_SCOPE_PERSON_TERMS; i++)
+        p->ref[p->nref++] = sc->names[i];
+    add_terms(p->ref, &p->nref, REFERENT, 0);
+    for (size_t g = 0; ATTR_GROUPS[g]; g++)
+        if (text_mentions(text, n, ATTR_GROUPS[g], 0))
+            add_terms(p->attr, &p->nattr, ATTR_GROUPS[g], 0);
+    for (size_t g = 0; ATTR_GROUPS_HAN[g]; g++)
+        if (text_mentions(text, n, ATTR_GROUPS_HAN[g], 1))
+            add_terms(p->attr, &p->nattr, ATTR_GROUPS_HAN[g], 1);
+    if (!p->nattr)
+        return;
+    p->restr = (unsigned char)new_restr(sc, "personal information", 20);
+    sc->npeople = 1;
+}
+
+/* ==== Matching ==== */
+
+#define WINDOW 12     /* words within which a phrase's words must all occur */
+#define PWINDOW 12    /* words between a person's name and a protected attribute */
+#define HAN_WIN 45    /* bytes around a Han term its other words (or an asking word) must be in */
+#define HAN_TRIES 256 /* occurrences of a Han term tried per text */
+
+static int is_my(const char *w, size_t n)
+{
+    return (n == 2 && memcmp(w, "my", 2) == 0) || (n == 3 && memcmp(w, "own", 3) == 0) ||
+           (n == 4 && memcmp(w, "mine", 4) == 0);
+}
+
+/* Han phrase: every word within HAN_WIN bytes of the first one's
+ * occurrence; a secret name also needs an asking word near and no 我 just
+ * before it. */
+static int han_phrase(const lg_scope_phrase *ph, const char *s, size_t n, lg_scope_hit *hit)
+{
+    const char *p = s, *end = s + n;
+    for (int tries = 0; tries < HAN_TRIES; tries++) {
+        p = memmem(p, (size_t)(end - p), ph->w[0].s, ph->w[0].len);
+        if (!p)
+            return 0;
+        size_t at = (size_t)(p - s);
+        size_t lo = at > HAN_WIN ? at - HAN_WIN : 0;
+        size_t hi = at + ph->w[0].len + HAN_WIN < n ? at + ph->w[0].len + HAN_WIN : n;
+        int ok = 1;
+        for (size_t k = 1; k < ph->nw && ok; k++)
+            ok = memmem(s + lo, hi - lo, ph->w[k].s, ph->w[k].len) != NULL;
+        if (ok && ph->secret) {
+            ok = contains_any(s + lo, hi - lo, HAN_ASK);
+            size_t b = at > 15 ? at - 15 : 0;
+            if (memmem(s + b, at - b, "我的", 6) || memmem(s + b, at - b, "自己", 6) ||
+                memmem(s + b, at - b, "我們的", 9) || memmem(s + b, at - b, "我们的", 9))
+                ok = 0;
+        }
+        if (ok) {
+            hit->start = at;
+            hit->end = at + ph->w[0].len;
+            hit->restr = ph->restr;
+            return 1;
+        }
+        p += ph->w[0].len;
+    }
+    return 0;
+}
+
+static int han_person(const lg_scope_person *pe, const char *s, size_t n, lg_scope_hit *hit)
+{
+    for (size_t r = 0; r < pe->nref; r++) {
+        if (!pe->ref[r].han)
+            continue;
+        const char *p = s, *end = s + n;
+        for (int tries = 0; tries < HAN_TRIES; tries++) {
+            p = memmem(p, (size_t)(end - p), pe->ref[r].s, pe->ref[r].len);
+            if (!p)
+                break;
+            size_t at = (size_t)(p - s);
+            size_t lo = at > HAN_WIN ? at - HAN_WIN : 0;
+            size_t hi = at + pe->ref[r].len + HAN_WIN < n ? at + pe->ref[r].len + HAN_WIN : n;
+            for (size_t a = 0; a < pe->nattr; a++)
+                if (pe->attr[a].han && memmem(s + lo, hi - lo, pe->attr[a].s, pe->attr[a].len)) {
+                    hit->start = at;
+                    hit->end = at + pe->ref[r].len;
+                    hit->restr = pe->restr;
+                    return 1;
+                }
+            p += pe->ref[r].len;
+        }
+    }
+    return 0;
+}
+
+/* A secret value anywhere, as written or in another case. */
+static int value_hit(const lg_scope_value *v, const char *s, size_t n, lg_scope_hit *hit)
+{
+    char var[3][LG_SCOPE_VALUE];
+    for (size_t i = 0; i < v->len; i++) {
+        unsigned char c = (unsigned char)v->s[i];
+        var[0][i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+        var[1][i] = (char)(c >= 'a' && c <= 'z' ? c - 32 : c);
+        var[2][i] = (char)(i == 0 ? var[1][i] : var[0][i]);
+    }
+    const char *best = NULL;
+    const char *p = memmem(s, n, v->s, v->len);
+    best = p;
+    for (int k = 0; k < 3; k++) {
+        p = memmem(s, n, var[k], v->len);
+        if (p && (!best || p < best))
+            best = p;
+    }
+    if (!best)
+        return 0;
+    hit->start = (size_t)(best - s);
+    hit->end = hit->start + v->len;
+    hit->restr = v->restr;
+    return 1;
+}
+
+int lg_scope_match(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
+{
+    if (!sc || (!text && n) || !hit)
+        return 0;
+    if (!sc->finished)
+        lg_scope_finish(sc);
+    if (!lg_scope_any(sc) || !n)
+        return 0;
+    if (n > 0xFFFFFFFFu)
+        n = 0xFFFFFFFFu; /* the word table's positions are 32-bit */
+    for (size_t i = 0; i < sc->nval; i++)
+        if (value_hit(&sc->val[i], text, n, hit))
+            return 1;
+    for (size_t i = 0; i < sc->nph; i++)
+        if (sc->ph[i].w[0].han && han_phrase(&sc->ph[i], text, n, hit))
+            return 1;
+    for (size_t i = 0; i < sc->npeople; i++)
+        if (han_person(&sc->people[i], text, n, hit))
+            return 1;
+    if (!sc->nuw)
+        return 0;
+    for (size_t i = 0; i < LG_SCOPE_UNIQ; i++)
+        sc->uw[i].last = 0;
+    size_t pos = 0, wi = 0;
+    size_t prev[3] = { 0, 0, 0 }; /* were the last three words "my"? (bit) */
+    size_t ref_last[LG_SCOPE_MAX_PEOPLE] = { 0 }, attr_last[LG_SCOPE_MAX_PEOPLE] = { 0 };
+    size_t ref_start[LG_SCOPE_MAX_PEOPLE] = { 0 }, attr_start[LG_SCOPE_MAX_PEOPLE] = { 0 };
+    tok x;
+    while (next_tok(text, n, &pos, &x)) {
+        if (x.kind != T_WORD)
+            continue;
+        wi++;
+        char b[LG_SCOPE_WORD];
+        memcpy(b, x.low, x.len);
+        size_t bl = stem(b, x.len);
+        int mine = is_my(x.low, x.len);
+        size_t slot = uw_slot(sc, b, bl, 0);
+        if (slot != LG_SCOPE_UNIQ) {
+            lg_scope_uw *u = &sc->uw[slot];
+            u->last = (unsigned)wi;
+            u->start = (unsigned)x.s;
+            unsigned short id = (unsigned short)slot;
+            for (size_t i = 0; i < sc->nph; i++) {
+                const lg_scope_phrase *ph = &sc->ph[i];
+                if (ph->w[0].han)
+                    continue;
+                int has = 0;
+                for (size_t k = 0; k < ph->nw; k++)
+                    has |= ph->id[k] == id;
+                if (!has)
+                    continue;
+                size_t lo = x.s;
+                int ok = 1;
+                for (size_t k = 0; k < ph->nw && ok; k++) {
+                    if (ph->id[k] == LG_SCOPE_UNIQ) {
+                        ok = 0;
+                        break;
+                    }
+                    const lg_scope_uw *o = &sc->uw[ph->id[k]];
+                    ok = o->last && wi - o->last < WINDOW;
+                    if (ok && o->start < lo)
+                        lo = o->start;
+                }
+                if (ok && ph->secret && (prev[0] || prev[1] || prev[2]))
+                    ok = 0;
+                if (ok) {
+                    hit->start = lo;
+                    hit->end = x.e;
+                    hit->restr = ph->restr;
+                    return 1;
+                }
+            }
+            for (size_t p = 0; p < sc->npeople; p++) {
+                const lg_scope_person *pe = &sc->people[p];
+                int isref = 0, isattr = 0;
+                for (size_t k = 0; k < pe->nref; k++)
+                    isref |= pe->ref_id[k] == id && !pe->ref[k].han;
+                for (size_t k = 0; k < pe->nattr; k++)
+                    isattr |= pe->attr_id[k] == id && !pe->attr[k].han;
+                if (isref) {
+                    ref_last[p] = wi;
+                    ref_start[p] = x.s;
+                }
+                if (isattr) {
+                    attr_last[p] = wi;
+                    attr_start[p] = x.s;
+                }
+                if ((isref || isattr) && ref_last[p] && attr_last[p] && ref_last[p] != attr_last[p] &&
+                    (wi - ref_last[p] < PWINDOW) && (wi - attr_last[p] < PWINDOW)) {
+                    hit->start = ref_start[p] < attr_start[p] ? ref_start[p] : attr_start[p];
+                    hit->end = x.e;
+                    hit->restr = pe->restr;
+                    return 1;
+                }
+            }
+        }
+        prev[2] = prev[1];
+        prev[1] = prev[0];
+        prev[0] = (size_t)mine;
+    }
+    return 0;
+}
+
+/* ==== The engine's step ==== */
+
+const lg_rule *lg_scope_rule(const lg_policy *p)
+{
+    if (!p || !p->scope)
+        return NULL;
+    for (size_t i = 0; i < p->nrules; i++)
+        if (p->rules[i].scope)
+            return &p->rules[i];
+    return NULL;
+}
+
+int lg_scope_scan(const lg_policy *p, lg_scope *sc, unsigned role, unsigned flags,
+                  const char *text, size_t n, lg_findings *f)
+{
+    const lg_rule *r = lg_scope_rule(p);
+    if (!r || !sc || !(r->on & LG_ON_PROMPT) || (r->roles && !(r->roles & role)))
+        return LG_ACT_ALLOW;
+    lg_scope_hit h;
+    if (!lg_scope_match(sc, text, n, &h))
+        return LG_ACT_ALLOW;
+    int act = (flags & LG_SCAN_ENFORCE) ? r->action : LG_ACT_LOG;
+    if (act == LG_ACT_ALLOW && r->action != LG_ACT_ALLOW)
+        act = LG_ACT_LOG;
+    int rc = lg_findings_add(f, r, h.start, h.end, act);
+    if (rc != LG_OK)
+        return rc;
+    return act;
+}
