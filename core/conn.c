@@ -24,6 +24,7 @@
 #include "http.h"
 #include "json.h"
 #include "scan.h"
+#include "scope.h"
 #include "stream.h"
 
 #define QMAX 32            /* requests awaiting answers on one connection */
@@ -75,6 +76,10 @@ struct lg_conn {
      * connection, reused: it is some 30 KB, and an answer has an event per
      * token.  Request inspection and answer handling never nest. */
     lg_api_doc *doc;
+    /* The scope check's restrictions for the request being inspected:
+     * allocated at the first request with a system prompt (it is some 50
+     * KB), reset for each, freed with the connection. */
+    lg_scope *scope;
     lg_buf evbuf;         /* the event being serialised (reused: one per decision) */
     int passthrough, closing;
     lg_conn_stats st;
@@ -470,6 +475,41 @@ static int forward_request(lg_conn *c, const char *body, size_t n, lg_buf *to_se
     return lg_buf_append(to_server, body, n);
 }
 
+/* The scope check (scope.h): the restrictions the request's system texts
+ * state, against its user and tool texts, after the rules have run on
+ * every text (a system prompt may come after the messages it governs).
+ * Adds at most one finding per text; returns LG_OK or an error. */
+static int scope_check(lg_conn *c, const lg_api_doc *doc, struct text_result *tr, unsigned flags,
+                       int *strongest, const lg_rule **blocker)
+{
+    int any = 0;
+    for (size_t i = 0; i < doc->ntexts && !any; i++)
+        any = doc->texts[i].role == LG_ROLE_SYSTEM && tr[i].orig.len;
+    if (!any)
+        return LG_OK;
+    if (!c->scope && !(c->scope = malloc(sizeof *c->scope)))
+        return LG_E_NOMEM;
+    lg_scope_reset(c->scope);
+    for (size_t i = 0; i < doc->ntexts; i++)
+        if (doc->texts[i].role == LG_ROLE_SYSTEM)
+            (void)lg_scope_extract(c->scope, tr[i].orig.data ? tr[i].orig.data : "", tr[i].orig.len);
+    lg_scope_finish(c->scope);
+    if (!lg_scope_any(c->scope))
+        return LG_OK;
+    for (size_t i = 0; i < doc->ntexts; i++) {
+        if (doc->texts[i].role == LG_ROLE_SYSTEM)
+            continue;
+        int a = lg_scope_scan(c->pol, c->scope, doc->texts[i].role, flags,
+                              tr[i].orig.data ? tr[i].orig.data : "", tr[i].orig.len, &tr[i].f);
+        if (a < 0)
+            return a;
+        if (a > tr[i].action)
+            tr[i].action = a;
+        *strongest = tally(c, &tr[i].f, *strongest, blocker);
+    }
+    return LG_OK;
+}
+
 static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
 {
     uint64_t t0 = now(c);
@@ -522,6 +562,8 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
         strongest = tally(c, &tr[i].f, strongest, &blocker);
         tr[i].action = a;
     }
+    if (!rc && lg_scope_rule(c->pol))
+        rc = scope_check(c, doc, tr, flags, &strongest, &blocker);
 
     lg_event_text et_local[TEXTS_LOCAL];
     lg_event_text *et = NULL;
@@ -1752,6 +1794,7 @@ void lg_conn_free(lg_conn *c)
     lg_buf_free(&c->evbuf);
     lg_scanner_free(c->sc);
     free(c->doc);
+    free(c->scope);
     free(c->endpoint);
     free(c->id_prefix);
     free(c->exe);
