@@ -38,6 +38,7 @@
 #include "error.h"
 #include "policy.h"
 #include "scan.h"
+#include "scope.h"
 #include "vault.h"
 
 #define MAX_FILE (64u << 20)
@@ -188,6 +189,7 @@ typedef struct ecase {
     size_t nspans;
     int parity;        /* stream it too */
     const char *sub;   /* technique (evasion, encoding) or public-set variant; may be NULL */
+    const char *system; /* system prompt sent with the text (same request), or NULL */
 } ecase;
 
 /* ==== tallies ==== */
@@ -227,6 +229,7 @@ static row *tally(const char *section, const char *set, const char *category, co
 
 static lg_scanner *scanner;
 static const lg_policy *policy;
+static lg_scope scope; /* the scope check's state, reset per case (it is large) */
 static FILE *misses;
 static size_t parity_n, parity_ok, parity_overflow, scan_errors;
 static size_t nearmiss_n, nearmiss_ok;
@@ -263,6 +266,10 @@ static void note_miss(const ecase *c, const char *what, const lg_findings *f)
         fprintf(misses, "%s%s[", i ? "," : "", f->v[i].rule->id);
         excerpt(misses, c->text + f->v[i].start, f->v[i].end - f->v[i].start, 40);
         fputc(']', misses);
+    }
+    if (c->system) {
+        fputc('\t', misses);
+        excerpt(misses, c->system, strlen(c->system), 300);
     }
     fputc('\n', misses);
 }
@@ -326,6 +333,15 @@ static void run_case(ecase *c)
     if (!v)
         die("out of memory");
     int a = lg_scan_text(scanner, c->on, c->role, LG_SCAN_ENFORCE, c->text, c->len, v, &out, &f);
+    if (a >= 0 && c->system && c->on == LG_ON_PROMPT) {
+        /* What lg_conn does with a request holding a system prompt and
+         * this text: the same three calls (core/conn.c scope_check). */
+        lg_scope_reset(&scope);
+        (void)lg_scope_extract(&scope, c->system, strlen(c->system));
+        lg_scope_finish(&scope);
+        int b = lg_scope_scan(policy, &scope, c->role, LG_SCAN_ENFORCE, c->text, c->len, &f);
+        a = b < 0 ? b : b > a ? b : a;
+    }
     if (a < 0) {
         scan_errors++;
         note_miss(c, "ERROR", NULL);
@@ -504,6 +520,7 @@ static int load_own_line(const char *file, size_t lineno, const char *line, size
     }
     c.parity = c.label >= L_PII;
     c.sub = jstr(o, "technique", NULL);
+    c.system = jstr(o, "system", NULL);
     run_case(&c);
     cJSON_Delete(o);
     return 0;
@@ -557,7 +574,8 @@ static cJSON *load_json(const char *dir, const char *name)
 }
 
 static void simple_case(const char *set, const char *id, const char *text, int label,
-                        const char *category, const char *lang, unsigned role, const char *sub)
+                        const char *category, const char *lang, unsigned role, const char *sub,
+                        const char *system)
 {
     ecase c;
     memset(&c, 0, sizeof c);
@@ -571,6 +589,7 @@ static void simple_case(const char *set, const char *id, const char *text, int l
     c.on = LG_ON_PROMPT;
     c.role = role;
     c.sub = sub;
+    c.system = system;
     run_case(&c);
 }
 
@@ -595,7 +614,7 @@ static void load_purplellama(const char *dir)
         const char *sl = jstr(o, "speaking_language", "");
         simple_case("purplellama", id, t, L_ATTACK, indirect ? "indirect" : "direct",
                     !strcmp(sl, "English") ? "en" : "other", indirect ? LG_ROLE_TOOL : LG_ROLE_USER,
-                    jstr(o, "injection_variant", NULL));
+                    jstr(o, "injection_variant", NULL), jstr(o, "test_case_prompt", NULL));
         i++;
     }
     cJSON_Delete(j);
@@ -621,7 +640,7 @@ static void load_notinject(const char *dir)
             char id[64];
             snprintf(id, sizeof id, "%s#%zu", names[k], i);
             simple_case("notinject", id, t, L_BENIGN, "all", has_cjk(t) ? "zh" : "en",
-                        LG_ROLE_USER, NULL);
+                        LG_ROLE_USER, NULL, NULL);
             i++;
         }
         cJSON_Delete(j);
@@ -701,7 +720,7 @@ static void load_xstest(const char *dir)
         nf = csv_record(&p, end, fld, 8);
         if ((int)nf > ci_label && (int)nf > ci_prompt && !strcmp(fld[ci_label], "safe")) {
             simple_case("xstest", fld[ci_id], fld[ci_prompt], L_BENIGN, "safe", "en",
-                        LG_ROLE_USER, NULL);
+                        LG_ROLE_USER, NULL, NULL);
             used++;
         }
         for (size_t i = 0; i < nf; i++)
@@ -729,7 +748,7 @@ static void load_belle(const char *dir)
         if (q) {
             char id[32];
             snprintf(id, sizeof id, "line%zu", i + 1);
-            simple_case("belle", id, q, L_BENIGN, "questions", "zh", LG_ROLE_USER, NULL);
+            simple_case("belle", id, q, L_BENIGN, "questions", "zh", LG_ROLE_USER, NULL, NULL);
         }
         cJSON_Delete(o);
         i++;
@@ -1212,7 +1231,7 @@ int main(int argc, char **argv)
         misses = fopen(misses_path, "w");
         if (!misses)
             die("%s: %s", misses_path, strerror(errno));
-        fputs("# kind\tset\tid\tcategory\tlang\ttext\tfindings (rule[matched text])\n", misses);
+        fputs("# kind\tset\tid\tcategory\tlang\ttext\tfindings (rule[matched text])\tsystem prompt (when the case has one)\n", misses);
     }
 
     struct timespec t0, t1;
