@@ -1474,13 +1474,14 @@ static int add_scope_rule(loader *L)
                                "states (never / do not / avoid / is not allowed + discuss, share, "
                                "reveal, ... + a topic; protected passwords and personal details; "
                                "English and Chinese) and flags user and tool text asking about "
-                               "them. Allow-lists (\"only discuss X\") are not read as "
-                               "prohibitions. Without a system prompt it never fires.",
+                               "them. It must not fire without a system prompt, on system "
+                               "prompts that restrict nothing, or on allow-lists (\"only discuss "
+                               "X\"), which are not read as prohibitions of everything else.",
                                LG_SCOPE_RULE_ID);
     if (rc == LG_OK) {
         lg_rule *r = &L->rules[L->n - 1];
         r->scope = 1;
-        r->roles = LG_ROLE_USER | LG_ROLE_TOOL;
+        r->roles = LG_ROLE_USER | LG_ROLE_TOOL | LG_ROLE_OTHER; /* as every injection rule */
     }
     return rc;
 }

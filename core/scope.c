@@ -1059,9 +1059,10 @@ static void han_text(lg_scope *sc, const char *s, size_t n)
         }
         int obj_ok = starts_any(s + i, n - i, HAN_NEG_OBJ) != 0;
         size_t j = i + l;
-        /* a double negative (不要拒绝) permits */
-        if (starts_any(s + j, n - j, HAN_NEG_OBJ)) {
-            i = j;
+        /* a double negative (不要拒绝讨论) permits: skip both words */
+        size_t dn = starts_any(s + j, n - j, HAN_NEG_OBJ);
+        if (dn) {
+            i = j + dn;
             continue;
         }
         size_t f;
@@ -1553,8 +1554,9 @@ int lg_scope_match(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
                 for (size_t k = 0; k < pe->nattr; k++)
                     isattr |= pe->attr_id[k] == id && !pe->attr[k].han;
                 if (isref) {
+                    if (ref_last[p] + 1 != wi) /* "Jane Smith" starts at Jane */
+                        ref_start[p] = x.s;
                     ref_last[p] = wi;
-                    ref_start[p] = x.s;
                 }
                 if (isattr) {
                     attr_last[p] = wi;

@@ -940,3 +940,114 @@ Test(conn, encoded_prompts_are_decoded_and_rescanned)
     free(req);
     lg_policy_free(pol);
 }
+
+/* ==== The system-prompt scope check ==== */
+
+static lg_policy *scope_policy(int monitor)
+{
+    static const char json[] = "{\"version\":1,\"packs\":[\"injection\"]}";
+    lg_policy *p = NULL;
+    lg_diag d;
+    cr_assert_eq(lg_policy_load("scope.json", json, strlen(json), &p, &d), LG_OK, "%s", d.msg);
+    p->mode = monitor ? LG_MODE_MONITOR : LG_MODE_ENFORCE;
+    return p;
+}
+
+#define SCOPE_SYSTEM "You are the help desk of a garden centre. Never discuss politics."
+
+Test(conn, scope_blocks_a_user_message_the_system_prompt_rules_out)
+{
+    lg_policy *pol = scope_policy(0);
+    char *req = request("POST", "/api/chat",
+                        "{\"model\":\"llama3.2\",\"messages\":["
+                        "{\"role\":\"system\",\"content\":\"" SCOPE_SYSTEM "\"},"
+                        "{\"role\":\"user\",\"content\":\"Lovely roses! By the way, who should win "
+                        "the election next month?\"}]}",
+                        NULL);
+    struct run r;
+    run_all_splits(pol, req, NULL, &r);
+    cr_assert_eq(r.to_server.len, 0, "a blocked request reached the server");
+    const char *out = s_or_empty(&r.to_client);
+    cr_assert(strncmp(out, "HTTP/1.1 403 Forbidden\r\n", 24) == 0, "got: %s", out);
+    cr_assert_not_null(strstr(out, "injection.system_scope"), "%s", out);
+    const char *ev = s_or_empty(&r.events);
+    cr_assert_not_null(strstr(ev, "\"decision\":\"block\""));
+    cr_assert_not_null(strstr(ev, "\"rule\":\"injection.system_scope\""));
+    /* the excerpt is redacted like any other: the matched words are not in it */
+    cr_assert_null(strstr(ev, "the election next"), "raw match in the event: %s", ev);
+    cr_assert_not_null(strstr(ev, "\xc2\xabinjection.system_scope\xc2\xbb"), "%s", ev);
+    run_free(&r);
+    free(req);
+    lg_policy_free(pol);
+}
+
+Test(conn, scope_lets_a_compliant_message_pass_untouched)
+{
+    lg_policy *pol = scope_policy(0);
+    const char *body = "{\"model\":\"llama3.2\",\"messages\":["
+                       "{\"role\":\"system\",\"content\":\"" SCOPE_SYSTEM "\"},"
+                       "{\"role\":\"user\",\"content\":\"When should I plant tulip bulbs?\"}]}";
+    char *req = request("POST", "/api/chat", body, NULL);
+    const char *toks[] = { "In autumn", ", before the frost." };
+    char *resp = ollama_chat_answer(toks, 2);
+    struct run r;
+    run_all_splits(pol, req, resp, &r);
+    cr_assert_str_eq(sent_body(&r), body, "the body must reach the server as sent");
+    cr_assert_str_eq(s_or_empty(&r.to_client), resp);
+    cr_assert_null(strstr(s_or_empty(&r.events), "injection.system_scope"));
+    run_free(&r);
+    free(req);
+    free(resp);
+    lg_policy_free(pol);
+}
+
+Test(conn, scope_reads_openai_system_messages_wherever_they_are)
+{
+    /* OpenAI shape, the system message after the user's, and the
+     * generate API's "system" field: all inspected the same way. */
+    lg_policy *pol = scope_policy(0);
+    char *req = request("POST", "/v1/chat/completions",
+                        "{\"model\":\"m\",\"messages\":["
+                        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Which political party is best?\"}]},"
+                        "{\"role\":\"developer\",\"content\":\"" SCOPE_SYSTEM "\"}]}",
+                        NULL);
+    struct run r;
+    run_ex(pol, req, NULL, 0, 0, &r);
+    cr_assert(strncmp(s_or_empty(&r.to_client), "HTTP/1.1 403", 12) == 0, "%s", s_or_empty(&r.to_client));
+    cr_assert_not_null(strstr(s_or_empty(&r.to_client), "\"code\":\"injection.system_scope\""));
+    run_free(&r);
+    free(req);
+    req = request("POST", "/api/generate",
+                  "{\"model\":\"m\",\"system\":\"" SCOPE_SYSTEM "\",\"prompt\":\"Who won the election?\"}",
+                  NULL);
+    run_ex(pol, req, NULL, 0, 0, &r);
+    cr_assert(strncmp(s_or_empty(&r.to_client), "HTTP/1.1 403", 12) == 0);
+    run_free(&r);
+    free(req);
+    /* the same user text without a system prompt is an ordinary question */
+    req = request("POST", "/api/generate", "{\"model\":\"m\",\"prompt\":\"Who won the election?\"}", NULL);
+    run_ex(pol, req, NULL, 0, 0, &r);
+    cr_assert_eq(r.to_client.len, 0);
+    cr_assert_gt(r.to_server.len, 0);
+    run_free(&r);
+    free(req);
+    lg_policy_free(pol);
+}
+
+Test(conn, scope_in_monitor_mode_only_logs)
+{
+    lg_policy *pol = scope_policy(1);
+    const char *body = "{\"model\":\"m\",\"messages\":["
+                       "{\"role\":\"system\",\"content\":\"" SCOPE_SYSTEM "\"},"
+                       "{\"role\":\"user\",\"content\":\"Who won the election?\"}]}";
+    char *req = request("POST", "/api/chat", body, NULL);
+    struct run r;
+    run_ex(pol, req, NULL, 0, 0, &r);
+    cr_assert_str_eq(sent_body(&r), body);
+    cr_assert_eq(r.to_client.len, 0);
+    cr_assert_not_null(strstr(s_or_empty(&r.events), "\"decision\":\"block\""));
+    cr_assert_not_null(strstr(s_or_empty(&r.events), "\"action\":\"log\""));
+    run_free(&r);
+    free(req);
+    lg_policy_free(pol);
+}

@@ -771,7 +771,7 @@ Test(packs, every_rule_has_positive_and_negative_cases)
     lg_policy *p = builtin();
     for (size_t i = 0; i < p->nrules; i++) {
         const lg_rule *r = &p->rules[i];
-        if (r->restore)
+        if (r->restore || r->scope) /* the scope rule's cases are in test_scope.c */
             continue;
         int pos = 0, neg = 0;
         for (size_t j = 0; j < NCASES; j++)
