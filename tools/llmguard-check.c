@@ -20,6 +20,7 @@
 #include "policy.h"
 #include "policy_path.h"
 #include "scan.h"
+#include "scope.h"
 #include "vault.h"
 #include "version.h"
 
@@ -38,6 +39,9 @@ static const char usage_text[] =
     "      --on WHERE      text mode: prompt (default) or response\n"
     "      --role ROLE     text mode: system, user (default), assistant, tool, other\n"
     "      --rewrite       text mode: print the text as it would be forwarded\n"
+    "      --system TEXT   text mode: the system prompt sent with the text; its\n"
+    "                      restrictions are checked as the engine does (scope check)\n"
+    "      --system-file FILE  the same, read from FILE\n"
     "      --request FILE  raw HTTP request bytes to run through the engine\n"
     "      --response FILE raw HTTP response bytes answering that request\n"
     "      --split N       feed transcripts in pieces of N bytes (default: whole)\n"
@@ -121,8 +125,25 @@ static void json_str(FILE *o, const char *s, size_t n)
     lg_buf_free(&b);
 }
 
+/* The scope check for text mode: the restrictions read from the system
+ * prompt, and the finding lg_conn would add (scope.h).  *restr is the
+ * restriction that matched, or -1.  Returns the finding's action or an
+ * error. */
+static int scope_step(const lg_policy *pol, lg_scope *sc, const char *system, unsigned role,
+                      unsigned flags, const char *text, size_t n, lg_findings *f, int *restr)
+{
+    *restr = -1;
+    (void)lg_scope_extract(sc, system, strlen(system));
+    lg_scope_finish(sc);
+    int a = lg_scope_scan(pol, sc, role, flags, text, n, f);
+    lg_scope_hit h;
+    if (a > LG_ACT_ALLOW && lg_scope_match(sc, text, n, &h))
+        *restr = h.restr;
+    return a;
+}
+
 static int text_mode(const lg_policy *pol, const char *text, size_t n, unsigned on,
-                     unsigned role, int json, int rewrite)
+                     unsigned role, int json, int rewrite, const char *system)
 {
     lg_scanner *sc = lg_scanner_new(pol);
     lg_vault *v = lg_vault_new(10000);
@@ -136,8 +157,19 @@ static int text_mode(const lg_policy *pol, const char *text, size_t n, unsigned 
     lg_findings_init(&f, 100000);
     unsigned flags = pol->mode == LG_MODE_ENFORCE ? LG_SCAN_ENFORCE : 0;
     int a = lg_scan_text(sc, on, role, flags, text, n, v, &out, &f);
+    lg_scope *scope = NULL;
+    int restr = -1;
+    if (a >= 0 && system) {
+        if (!(scope = calloc(1, sizeof *scope))) {
+            fprintf(stderr, "llmguard-check: out of memory\n");
+            return 2;
+        }
+        int b = scope_step(pol, scope, system, role, flags, text, n, &f, &restr);
+        a = b < 0 ? b : a;
+    }
     if (a < 0) {
         fprintf(stderr, "llmguard-check: scan failed: %s\n", lg_strerror(a));
+        free(scope);
         return 2;
     }
     /* What was done (enforce), or what the rule asks for (monitor: "would
@@ -169,22 +201,41 @@ static int text_mode(const lg_policy *pol, const char *text, size_t n, unsigned 
         }
         printf("],\"output\":");
         json_str(stdout, out.data ? out.data : "", out.len);
+        if (scope) {
+            printf(",\"restrictions\":[");
+            for (size_t i = 0; i < scope->nrestr; i++) {
+                printf("%s", i ? "," : "");
+                json_str(stdout, scope->what[i], strlen(scope->what[i]));
+            }
+            printf("],\"restriction\":%d", restr);
+        }
         printf("}\n");
     } else if (rewrite) {
         fwrite(out.data ? out.data : "", 1, out.len, stdout);
     } else {
+        if (scope) {
+            printf("system prompt: %zu restriction%s read%s", scope->nrestr,
+                   scope->nrestr == 1 ? "" : "s", scope->nrestr ? ":" : "");
+            for (size_t i = 0; i < scope->nrestr; i++)
+                printf("%s %s", i ? ";" : "", scope->what[i]);
+            printf("\n");
+        }
         for (size_t i = 0; i < f.n; i++) {
             const lg_finding *x = &f.v[i];
             size_t line, col;
             line_col(text, x->start, &line, &col);
-            printf("%zu:%zu: %s [%s, %s] %s\n", line, col, x->rule->id,
+            printf("%zu:%zu: %s [%s, %s] %s", line, col, x->rule->id,
                    lg_severity_name(x->rule->severity),
                    lg_action_name(monitor ? x->rule->action : x->action),
                    x->rule->message ? x->rule->message : "");
+            if (x->rule->scope && scope && restr >= 0)
+                printf(" (restriction: %s)", scope->what[restr]);
+            printf("\n");
         }
         printf("decision: %s (%zu finding%s%s)\n", lg_action_name(strongest), f.n,
                f.n == 1 ? "" : "s", monitor ? ", monitor mode" : "");
     }
+    free(scope);
     lg_findings_free(&f);
     lg_buf_free(&out);
     lg_vault_free(v);
@@ -319,7 +370,7 @@ static int transcript_mode(const lg_policy *pol, const char *req, size_t rn, con
 
 int main(int argc, char **argv)
 {
-    enum { O_ON = 256, O_ROLE, O_REWRITE, O_REQ, O_RESP, O_SPLIT, O_CHECK };
+    enum { O_ON = 256, O_ROLE, O_REWRITE, O_REQ, O_RESP, O_SPLIT, O_CHECK, O_SYSTEM, O_SYSFILE };
     static const struct option opts[] = {
         { "policy", required_argument, NULL, 'p' },
         { "json", no_argument, NULL, 'j' },
@@ -330,11 +381,13 @@ int main(int argc, char **argv)
         { "response", required_argument, NULL, O_RESP },
         { "split", required_argument, NULL, O_SPLIT },
         { "check-policy", no_argument, NULL, O_CHECK },
+        { "system", required_argument, NULL, O_SYSTEM },
+        { "system-file", required_argument, NULL, O_SYSFILE },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    const char *policy = NULL, *reqf = NULL, *respf = NULL;
+    const char *policy = NULL, *reqf = NULL, *respf = NULL, *system = NULL, *sysf = NULL;
     unsigned on = LG_ON_PROMPT, role = LG_ROLE_USER;
     int json = 0, rewrite = 0, check_only = 0;
     size_t split = 0;
@@ -374,6 +427,8 @@ int main(int argc, char **argv)
             break;
         }
         case O_CHECK: check_only = 1; break;
+        case O_SYSTEM: system = optarg; break;
+        case O_SYSFILE: sysf = optarg; break;
         case 'h': fputs(usage_text, stdout); return 0;
         case 'V': printf("llmguard-check %s\n", LG_VERSION); return 0;
         default: fputs(usage_text, stderr); return 2;
@@ -391,10 +446,32 @@ int main(int argc, char **argv)
         fputs(usage_text, stderr);
         return 2;
     }
+    if (system && sysf) {
+        fprintf(stderr, "llmguard-check: give either --system or --system-file, not both\n");
+        return 2;
+    }
+    if ((system || sysf) && (reqf || on != LG_ON_PROMPT || role == LG_ROLE_SYSTEM)) {
+        fprintf(stderr, "llmguard-check: --system goes with a prompt text of another role "
+                        "(a --request carries its own system prompt)\n");
+        return 2;
+    }
+    char *sysbuf = NULL;
+    if (sysf) {
+        size_t sl;
+        if (read_all(sysf, &sysbuf, &sl))
+            return 2;
+        if (memchr(sysbuf, '\0', sl)) {
+            fprintf(stderr, "llmguard-check: %s: holds a NUL byte\n", sysf);
+            free(sysbuf);
+            return 2;
+        }
+        system = sysbuf;
+    }
     lg_policy *pol;
     char where[4096], msg[1024];
     if (lg_policy_open(policy, &pol, where, sizeof where, msg, sizeof msg) != LG_OK) {
         fprintf(stderr, "llmguard-check: %s\n", msg);
+        free(sysbuf);
         return 2;
     }
     int rc;
@@ -418,9 +495,10 @@ int main(int argc, char **argv)
         if (read_all(optind < argc ? argv[optind] : "-", &text, &n))
             rc = 2;
         else
-            rc = text_mode(pol, text, n, on, role, json, rewrite);
+            rc = text_mode(pol, text, n, on, role, json, rewrite, system);
         free(text);
     }
+    free(sysbuf);
     lg_policy_free(pol);
     return rc;
 }

@@ -129,4 +129,24 @@ printf '{\n  "version": 1,\n  "rules": [ { "id": "x.bad", "regex": "(ab" } ]\n}\
 set +e; msg=$("$check" --policy "$tmp/bad.json" </dev/null 2>&1); rc=$?; set -e
 [ "$rc" = 2 ]
 echo "$msg" | grep -q "bad.json:3:.*rule 'x.bad'.*regex" || { echo "unexpected: $msg"; exit 1; }
+# --system: the scope check, offline.  A question the system prompt rules
+# out is blocked (exit 1) and says which restriction; the same question
+# without the system prompt, or a compliant one, passes (exit 0).
+sys='You help at a garden centre. Never discuss politics.'
+echo 'Who should win the election?' | "$check" --system "$sys" > "$tmp/scope.txt" && exit 1 || [ $? = 1 ]
+grep -q 'injection.system_scope .*(restriction: politics)' "$tmp/scope.txt" || { cat "$tmp/scope.txt"; exit 1; }
+echo 'Who should win the election?' | "$check" >/dev/null
+echo 'When do I plant tulips?' | "$check" --system "$sys" >/dev/null
+printf '%s' "$sys" > "$tmp/sys.txt"
+echo 'Who should win the election?' | "$check" --json --system-file "$tmp/sys.txt" > "$tmp/scope.json" || [ $? = 1 ]
+$py - "$tmp/scope.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["decision"] == "block" and d["restrictions"] == ["politics"] and d["restriction"] == 0, d
+assert [f["rule"] for f in d["findings"]] == ["injection.system_scope"], d
+PY
+printf '{"version":1,"scope":false}\n' > "$tmp/noscope.json"
+echo 'Who should win the election?' | "$check" --policy "$tmp/noscope.json" --system "$sys" >/dev/null
+set +e; "$check" --system "$sys" --on response </dev/null 2>/dev/null; rc=$?; set -e
+[ "$rc" = 2 ]
 echo "all ok"
