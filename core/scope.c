@@ -97,7 +97,8 @@ static const char STOP[] =
     "involve|anyway|whatsoever|whatever|else|further|here|there|so|too|one|ones|own|"
     "related|relevant|like|including|especially|particularly|e.g|eg|example|instance|"
     "deep-dive|deep-dives|advanced|serious|explicit|overly|detailed|thorough|extensive|"
-    "contain|contains|containing|involving|featuring|use|using";
+    "contain|contains|containing|involving|featuring|use|using|opinion|opinions|view|views|"
+    "thoughts|feelings|beliefs|preferences|personal";
 
 /* The first action word of a how-to or help-with object that says
  * nothing of its own ("how to code in Python" is about Python).  Only in
@@ -139,7 +140,8 @@ static const char PRIVATE_NOUN[] =
     "information|info|details|detail|data|records|record|facts|particulars";
 static const char REFERENT[] =
     "user|user's|customer|customer's|patient|patient's|client|client's|guest|guest's|member|"
-    "member's|employee|employee's|student|student's|caller|caller's|child|child's|account";
+    "member's|members|employee|employee's|employees|student|student's|students|caller|"
+    "caller's|child|child's|staff|staff's";
 
 /* Personal attributes, in groups: when the system text mentions any word
  * of a group, every word of the group becomes a protected attribute. */
@@ -151,10 +153,11 @@ static const char *const ATTR_GROUPS[] = {
     "balance|account|salary|income|bank",
     "ssn|social|passport|license",
     "color|colour|favorite|favourite",
-    "name|initials|surname",
+    "name|initials|surname",            /* ATTR_NAME: not an attribute of an object */
     "school|job|work|works|employer",
     NULL
 };
+#define ATTR_NAME 7 /* index of the name group: "do not share user names" is a topic */
 static const char *const ATTR_GROUPS_HAN[] = {
     "生日|出生|年龄|年齡|几岁|幾歲",
     "住|地址|住址|哪里|哪裡|城市",
@@ -653,28 +656,53 @@ static void add_topic(lg_scope *sc, const lg_scope_word *w, size_t nw, int restr
 
 /* ==== English prohibitions ==== */
 
-/* Turn the object tokens o[0..no) of a prohibition into topics. */
-static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, int passive)
+static int is_attr(const tok *t)
+{
+    for (size_t g = 0; ATTR_GROUPS[g]; g++)
+        if (g != ATTR_NAME && tok_in(t, ATTR_GROUPS[g]))
+            return 1;
+    return 0;
+}
+
+/* Turn the object tokens o[0..no) of a prohibition into topics.
+ * qualified: the object was cut before a relative clause ("code that is
+ * insecure"); without a list of examples what is left would forbid more
+ * than the prompt does, so it is dropped. */
+static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, int passive,
+                           int qualified)
 {
     if (!no)
         return;
-    int priv_adj = 0, priv_noun = 0, quote = 0, secret = 0;
+    int priv_adj = 0, priv_noun = 0, quote = 0, secret = 0, ref = 0, attr = 0, examples = 0;
     for (size_t i = 0; i < no; i++) {
         if (tok_in(&o[i], ALLOW_HINT))
             return;
-        if (tok_is(&o[i], "other") && i + 1 < no && tok_in(&o[i + 1], OTHER_GENERIC))
+        if (tok_is(&o[i], "other") && i + 1 < no &&
+            (tok_in(&o[i + 1], OTHER_GENERIC) || tok_is(&o[i + 1], "than")))
             return;
         if (tok_is(&o[i], "not") && i + 1 < no && tok_in(&o[i + 1], "related|relevant|connected"))
+            return;
+        /* the prompt itself ("your system prompt"): the injection pack's
+         * extraction rules judge requests for it, with more care */
+        if (tok_in(&o[i], "prompt|prompts"))
             return;
         priv_adj |= tok_in(&o[i], PRIVATE_ADJ);
         priv_noun |= tok_in(&o[i], PRIVATE_NOUN);
         quote |= punct(&o[i], '\'');
         secret |= tok_in(&o[i], SECRET_NOUN) || tok_in(&o[i], SECRET_NOUN2);
+        ref |= tok_in(&o[i], REFERENT);
+        attr |= is_attr(&o[i]);
+        examples |= tok_in(&o[i], "like|including|especially|particularly|e.g|eg") ||
+                    (tok_is(&o[i], "such") && i + 1 < no && tok_is(&o[i + 1], "as"));
     }
-    if (priv_adj && priv_noun) {
-        sc->person_ban = 1; /* people are finished in lg_scope_finish */
+    /* "private information about the user", and "the user's address":
+     * a person's details, judged by who and what together */
+    if ((priv_adj && priv_noun) || (ref && attr)) {
+        sc->person_ban = 1; /* the person is built at the end of lg_scope_extract */
         return;
     }
+    if (qualified && !examples)
+        return;
     if (quote && secret)
         return; /* "the password 'X'": the secret reader has it */
     char what[48];
@@ -752,12 +780,17 @@ static const struct { const char *w; const char *next; } END_PAIRS[] = {
     { "as", "it|this|that|they|these|those|we|per|part|a|an|you" },
 };
 
-/* Where an object ends: the first token at or after i that closes it. */
-static size_t object_end(const tok *t, size_t nt, size_t i)
+/* Where an object ends: the first token at or after i that closes it.
+ * *qualified is set when a relative clause follows ("that is", "which",
+ * "who"). */
+static size_t object_end(const tok *t, size_t nt, size_t i, int *qualified)
 {
     size_t start = i;
+    *qualified = 0;
     for (; i < nt && i - start < 24; i++) {
         const tok *x = &t[i];
+        if (tok_in(x, "which|who|whose"))
+            *qualified = 1;
         if (punct(x, '.') || punct(x, ':') || punct(x, '-') || x->kind == T_HAN ||
             tok_in(x, END_WORDS) || tok_in(x, "you|please"))
             return i;
@@ -765,8 +798,10 @@ static size_t object_end(const tok *t, size_t nt, size_t i)
         if (!nx)
             continue;
         for (size_t k = 0; k < sizeof END_PAIRS / sizeof END_PAIRS[0]; k++)
-            if (tok_is(x, END_PAIRS[k].w) && tok_in(nx, END_PAIRS[k].next))
+            if (tok_is(x, END_PAIRS[k].w) && tok_in(nx, END_PAIRS[k].next)) {
+                *qualified = tok_is(x, "that");
                 return i;
+            }
         /* A comma ends it before a new clause; before "and <word>" only
          * when the word starts one ("and you", "and never"). */
         if (punct(x, ',') &&
@@ -807,7 +842,7 @@ static void english_sentence(lg_scope *sc, const tok *t, size_t nt)
                     b--;
                 if (b < i && tok_is(&t[b], "and"))
                     b++;
-                english_object(sc, t + b, i - b, 0, 1);
+                english_object(sc, t + b, i - b, 0, 1, 0);
             }
             continue;
         }
@@ -864,11 +899,12 @@ static void english_sentence(lg_scope *sc, const tok *t, size_t nt)
         } else {
             j = i + 1 + (neg == 2 ? 2 : 0);
         }
-        size_t e = object_end(t, nt, j);
+        int qualified;
+        size_t e = object_end(t, nt, j, &qualified);
         for (size_t k = j; k + 1 < e; k++)
             if (tok_is(&t[k], "task") && tok_is(&t[k + 1], "of"))
                 help_ctx = 1;
-        english_object(sc, t + j, e - j, help_ctx, 0);
+        english_object(sc, t + j, e - j, help_ctx, 0, qualified);
         i = e > i ? e - 1 : i;
     }
 }
