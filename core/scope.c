@@ -21,27 +21,29 @@
 /* ==== Word lists ==== */
 
 /* A list is one string of words separated by '|'; in_list compares a
- * lower-case word against it. */
+ * lower-case word against it.  Every token of a system prompt is looked up
+ * in several lists, so the search is one memmem over the list (most words
+ * are in none) and a boundary check at each place the word occurs. */
 static int in_list(const char *list, const char *w, size_t n)
 {
-    const char *p = list;
-    while (*p) {
-        const char *e = strchr(p, '|');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
-        if (l == n && memcmp(p, w, n) == 0)
+    if (!n)
+        return 0;
+    size_t ll = strlen(list);
+    const char *p = list, *end = list + ll;
+    while ((p = memmem(p, (size_t)(end - p), w, n))) {
+        if ((p == list || p[-1] == '|') && (p + n == end || p[n] == '|'))
             return 1;
-        if (!e)
-            break;
-        p = e + 1;
+        p++;
     }
     return 0;
 }
 
 /* Words that start a prohibition.  "not" covers do/does/should/must/may/
  * can/are not; "no" only in "under no circumstances". */
-static const char NEG[] =
-    "never|not|don't|dont|doesn't|doesnt|shouldn't|shouldnt|mustn't|mustnt|can't|cant|cannot|"
-    "won't|wont|avoid|avoiding|refuse|refuses|decline|declines|refrain|forbidden|prohibited";
+#define NEG_WORDS                                                                           \
+    "never|not|don't|dont|doesn't|doesnt|shouldn't|shouldnt|mustn't|mustnt|can't|cant|cannot|" \
+    "won't|wont|avoid|avoiding|refuse|refuses|decline|declines|refrain|forbidden|prohibited"
+static const char NEG[] = NEG_WORDS;
 
 /* Markers that take an object without a verb ("avoid politics"). */
 static const char NEG_OBJ[] = "avoid|avoiding|refuse|refuses|decline|declines";
@@ -127,8 +129,17 @@ static const char OTHER_GENERIC[] =
     "topic|topics|subject|subjects|question|questions|thing|things|matters|areas|requests";
 
 /* Secret nouns.  key, code and token need a modifier ("secret code"). */
-static const char SECRET_NOUN[] = "password|passwords|passcode|passphrase|pin|passwort";
-static const char SECRET_NOUN2[] = "code|key|token|phrase|word|combination";
+#define SECRET_WORDS "password|passwords|passcode|passphrase|pin|passwort"
+#define SECRET_WORDS2 "code|key|token|phrase|word|combination"
+static const char SECRET_NOUN[] = SECRET_WORDS;
+static const char SECRET_NOUN2[] = SECRET_WORDS2;
+
+/* Every word a sentence needs for english_sentence or english_secrets to
+ * find anything in it: sentences without one are skipped (most of a long
+ * system prompt). */
+static const char TRIGGER[] =
+    NEG_WORDS "|allowed|permitted|acceptable|welcome|banned|off-limits|disallowed|off|no|stay|keep|"
+    "keeps|" SECRET_WORDS "|" SECRET_WORDS2;
 static const char SECRET_MOD[] =
     "secret|access|door|admin|master|security|safe|vault|api|wifi|wi-fi|unlock|entry|staff|pass";
 
@@ -490,6 +501,10 @@ static int punct(const tok *t, char c)
 
 static int new_restr(lg_scope *sc, const char *what, size_t n)
 {
+    /* a restriction repeated word for word is the same restriction */
+    for (size_t i = 0; i < sc->nrestr; i++)
+        if (strlen(sc->what[i]) == n && memcmp(sc->what[i], what, n) == 0)
+            return (int)i;
     if (sc->nrestr == LG_SCOPE_MAX_RESTR) {
         sc->dropped++;
         return LG_SCOPE_MAX_RESTR - 1; /* shares the last description */
@@ -518,11 +533,12 @@ static int same_word(const lg_scope_word *a, const lg_scope_word *b)
     return a->len == b->len && a->han == b->han && memcmp(a->s, b->s, a->len) == 0;
 }
 
-/* Add a phrase unless an equal one serves the same restriction already. */
-static void add_phrase(lg_scope *sc, const lg_scope_word *w, size_t nw, int secret, int restr)
+/* Add a phrase unless an equal one is there already (a repeated
+ * restriction is read once).  Returns 1 when added. */
+static int add_phrase(lg_scope *sc, const lg_scope_word *w, size_t nw, int secret, int restr)
 {
     if (!nw)
-        return;
+        return 0;
     for (size_t i = 0; i < sc->nph; i++) {
         const lg_scope_phrase *p = &sc->ph[i];
         if (p->nw != nw || p->secret != secret)
@@ -531,11 +547,11 @@ static void add_phrase(lg_scope *sc, const lg_scope_word *w, size_t nw, int secr
         while (k < nw && same_word(&p->w[k], &w[k]))
             k++;
         if (k == nw)
-            return;
+            return 0;
     }
     if (sc->nph == LG_SCOPE_MAX_PHRASES) {
         sc->dropped++;
-        return;
+        return 0;
     }
     lg_scope_phrase *p = &sc->ph[sc->nph++];
     memset(p, 0, sizeof *p);
@@ -544,6 +560,7 @@ static void add_phrase(lg_scope *sc, const lg_scope_word *w, size_t nw, int secr
     p->nw = (unsigned char)(nw < LG_SCOPE_MAX_WORDS ? nw : LG_SCOPE_MAX_WORDS);
     p->secret = (unsigned char)secret;
     p->restr = (unsigned char)restr;
+    return 1;
 }
 
 /* Parse a lexicon term ("machine learning", "政治") into words. */
@@ -583,8 +600,13 @@ static int key_has(const char *keys, const lg_scope_word *w)
     while (*p) {
         const char *e = strchr(p, '|');
         size_t l = e ? (size_t)(e - p) : strlen(p);
+        /* stemming keeps a word's first three bytes (shorter words are
+         * not stemmed), so a key that differs there cannot match: most
+         * keys are rejected without being stemmed */
+        size_t pre = l < 3 ? l : 3;
+        int maybe = w->han || (w->len >= pre && memcmp(p, w->s, pre) == 0);
         lg_scope_word k[LG_SCOPE_MAX_WORDS];
-        if (term_words(p, l, k) == 1 &&
+        if (maybe && term_words(p, l, k) == 1 &&
             (same_word(&k[0], w) || (w->han && k[0].han && memmem(w->s, w->len, k[0].s, k[0].len))))
             return 1;
         if (!e)
@@ -649,8 +671,7 @@ static void add_topic(lg_scope *sc, const lg_scope_word *w, size_t nw, int restr
             p = e + 1;
         }
     }
-    add_phrase(sc, w, nw, secret, restr);
-    if (!secret)
+    if (add_phrase(sc, w, nw, secret, restr) && !secret)
         add_lexicon(sc, w, nw, restr);
 }
 
@@ -1088,6 +1109,11 @@ static void han_part(lg_scope *sc, const char *s, size_t n, int *restr, const ch
 static void han_text(lg_scope *sc, const char *s, size_t n)
 {
     for (size_t i = 0; i + 3 <= n;) {
+        /* every Han negation starts with a three-byte character */
+        if ((unsigned char)s[i] < 0xE0) {
+            i++;
+            continue;
+        }
         size_t l = starts_any(s + i, n - i, HAN_NEG);
         if (!l) {
             i += u8len((const unsigned char *)s + i, n - i);
@@ -1233,7 +1259,7 @@ int lg_scope_extract(lg_scope *sc, const char *text, size_t n)
      * LG_SCOPE_SENT_TOKENS), Han text per run between sentence ends. */
     tok t[LG_SCOPE_SENT_TOKENS];
     size_t nt = 0, pos = 0;
-    int more = 1;
+    int more = 1, trig = 0;
     while (more) {
         tok x;
         more = next_tok(text, n, &pos, &x);
@@ -1243,11 +1269,16 @@ int lg_scope_extract(lg_scope *sc, const char *text, size_t n)
                 continue; /* Han text is read below, from the bytes */
             t[nt++] = x;
         }
+        if (more && !end && !trig && x.kind == T_WORD)
+            trig = in_list(TRIGGER, x.low, x.len);
         if (end || nt == LG_SCOPE_SENT_TOKENS) {
             english_names(sc, t, nt);
-            english_secrets(sc, text, t, nt);
-            english_sentence(sc, t, nt);
+            if (trig) {
+                english_secrets(sc, text, t, nt);
+                english_sentence(sc, t, nt);
+            }
             nt = 0;
+            trig = 0;
         }
     }
     han_text(sc, text, n);
