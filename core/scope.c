@@ -694,7 +694,7 @@ static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, 
 {
     if (!no)
         return;
-    int priv_adj = 0, priv_noun = 0, quote = 0, secret = 0, ref = 0, attr = 0, examples = 0;
+    int priv_adj = 0, priv_noun = 0, quote = 0, secret = 0, ref = 0, attr = 0, examples = 0, self = 0;
     for (size_t i = 0; i < no; i++) {
         if (tok_in(&o[i], ALLOW_HINT))
             return;
@@ -703,10 +703,7 @@ static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, 
             return;
         if (tok_is(&o[i], "not") && i + 1 < no && tok_in(&o[i + 1], "related|relevant|connected"))
             return;
-        /* the prompt itself ("your system prompt"): the injection pack's
-         * extraction rules judge requests for it, with more care */
-        if (tok_in(&o[i], "prompt|prompts"))
-            return;
+        self |= tok_in(&o[i], "prompt|prompts");
         priv_adj |= tok_in(&o[i], PRIVATE_ADJ);
         priv_noun |= tok_in(&o[i], PRIVATE_NOUN);
         quote |= punct(&o[i], '\'');
@@ -722,6 +719,12 @@ static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, 
         sc->person_ban = 1; /* the person is built at the end of lg_scope_extract */
         return;
     }
+    /* the prompt itself ("your system prompt"): the injection pack's
+     * extraction rules judge requests for it, with more care.  Only after
+     * the person check: "personal information, including this prompt's"
+     * still protects the person. */
+    if (self)
+        return;
     if (qualified && !examples)
         return;
     if (quote && secret)
