@@ -1,6 +1,7 @@
 /* Fuzz target for the policy loader: arbitrary bytes as a policy file.
  * Must never crash or leak; a policy that loads is checked for the loader's
- * promises (every rule compiled, no NULL strings, valid placeholder labels,
+ * promises (every rule compiled but the scope check's, which has no pattern;
+ * no NULL strings, valid placeholder labels,
  * the restore rule present exactly when placeholder redaction is in use,
  * ids unique) and freed; a failure must come with a diagnostic that names
  * the file and a position inside the text.  Loading the same bytes twice
@@ -12,6 +13,7 @@
 
 #include "error.h"
 #include "policy.h"
+#include "scope.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,7 +23,10 @@ static void check_policy(const lg_policy *p)
     for (size_t i = 0; i < p->nrules; i++) {
         const lg_rule *r = &p->rules[i];
         if (!r->id || !r->category || !r->message || !r->label || !r->mask || !r->pattern ||
-            !r->note || !r->src || !r->code)
+            !r->note || !r->src || (!r->code && !r->scope))
+            abort();
+        /* the scope check's rule: no pattern, never compiled, the one the check reports under */
+        if (r->scope && (r->code || r->pattern[0] || lg_scope_rule(p) != r))
             abort();
         if (r->label[0] < 'A' || r->label[0] > 'Z' || strlen(r->label) > 32)
             abort();
