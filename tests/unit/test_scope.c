@@ -432,7 +432,8 @@ Test(scope_policy, bad_scope_key_is_refused)
     cr_expect_eq(lg_policy_load("t.json", "{\"scope\":1}", 11, &p, &d), LG_E_POLICY);
     cr_expect_null(p);
     cr_expect(strstr(d.msg, "true or false") != NULL, "%s", d.msg);
-    cr_expect_eq(lg_policy_load("t.json", "{\"scope\":false,\"overrides\":{\"injection.system_scope\":{\"action\":\"log\"}}}",
-                                76, &p, &d),
-                 LG_E_POLICY, "an override of a rule that is not loaded is an error");
+    static const char off[] =
+        "{\"scope\":false,\"overrides\":{\"injection.system_scope\":{\"action\":\"log\"}}}";
+    cr_expect_eq(lg_policy_load("t.json", off, strlen(off), &p, &d), LG_E_POLICY,
+                 "an override of a rule that is not loaded is an error");
 }
