@@ -14,8 +14,10 @@
  * (政治, 医疗) matched as substrings. */
 #include "scope.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include "decode.h"
 #include "error.h"
 
 /* ==== Word lists ==== */
@@ -1660,6 +1662,30 @@ const lg_rule *lg_scope_rule(const lg_policy *p)
     return NULL;
 }
 
+/* The first encoded run of text (decode.h) whose decoded text matches:
+ * what lg_scan_text does for the rules ("decode and rescan"), one level
+ * deep.  *hit gets the run's span.  1 found, 0 none, or LG_E_NOMEM. */
+static int match_decoded(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
+{
+    char *buf = malloc(LG_DECODE_OUT);
+    if (!buf)
+        return LG_E_NOMEM;
+    lg_decode_iter it = { 0 };
+    lg_decoded d;
+    int found = 0;
+    for (size_t runs = 0; !found && runs < LG_DECODE_RUNS &&
+                          lg_decode_next(text, n, &it, &d, buf, LG_DECODE_OUT) == 1;
+         runs++) {
+        if (lg_scope_match(sc, buf, d.outlen, hit)) {
+            hit->start = d.start;
+            hit->end = d.end;
+            found = 1;
+        }
+    }
+    free(buf);
+    return found;
+}
+
 int lg_scope_scan(const lg_policy *p, lg_scope *sc, unsigned role, unsigned flags,
                   const char *text, size_t n, lg_findings *f)
 {
@@ -1667,13 +1693,19 @@ int lg_scope_scan(const lg_policy *p, lg_scope *sc, unsigned role, unsigned flag
     if (!r || !sc || !(r->on & LG_ON_PROMPT) || (r->roles && !(r->roles & role)))
         return LG_ACT_ALLOW;
     lg_scope_hit h;
-    if (!lg_scope_match(sc, text, n, &h))
-        return LG_ACT_ALLOW;
-    int act = (flags & LG_SCAN_ENFORCE) ? r->action : LG_ACT_LOG;
-    if (act == LG_ACT_ALLOW && r->action != LG_ACT_ALLOW)
-        act = LG_ACT_LOG;
+    int act;
+    if (lg_scope_match(sc, text, n, &h)) {
+        /* redact would replace the words that matched, which says nothing
+         * the model could not read around: it is taken as log */
+        act = !(flags & LG_SCAN_ENFORCE) ? LG_ACT_LOG : r->action == LG_ACT_REDACT ? LG_ACT_LOG : r->action;
+    } else {
+        int got = p->decode && lg_scope_any(sc) ? match_decoded(sc, text, n, &h) : 0;
+        if (got <= 0)
+            return got < 0 ? got : LG_ACT_ALLOW;
+        /* as for the rules: in decoded text a block blocks, anything else
+         * is only logged (the encoded text is never rewritten) */
+        act = r->action == LG_ACT_BLOCK && (flags & LG_SCAN_ENFORCE) ? LG_ACT_BLOCK : LG_ACT_LOG;
+    }
     int rc = lg_findings_add(f, r, h.start, h.end, act);
-    if (rc != LG_OK)
-        return rc;
-    return act;
+    return rc != LG_OK ? rc : act;
 }

@@ -171,8 +171,14 @@ int lg_scope_match(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit);
  * rule (LG_SCOPE_RULE_ID, not replaced by a regex rule) and it applies to
  * prompts of this role, match text against sc and append at most one
  * finding for it to f (action: the rule's, or LG_ACT_LOG without
- * LG_SCAN_ENFORCE in flags, as lg_scan_text does).  Returns the finding's
- * action, LG_ACT_ALLOW when there is none, or LG_E_NOMEM. */
+ * LG_SCAN_ENFORCE in flags, as lg_scan_text does; the text is never
+ * rewritten, so a rule overridden to redact logs).  When the text itself
+ * does not match and the policy decodes (p->decode), its encoded runs are
+ * decoded (decode.h; at most LG_DECODE_RUNS, LG_DECODE_OUT bytes each, one
+ * level: base64 of hex is not unwrapped) and matched; a hit there is
+ * reported on the run's span, and as lg_scan_text treats decoded text, a
+ * blocking rule blocks and any other action is only logged.  Returns the
+ * finding's action, LG_ACT_ALLOW when there is none, or LG_E_NOMEM. */
 int lg_scope_scan(const lg_policy *p, lg_scope *sc, unsigned role, unsigned flags,
                   const char *text, size_t n, lg_findings *f);
 
