@@ -126,6 +126,16 @@ static const char END_AFTER_TO[] =
  * not answer questions unrelated to trains"): such objects are skipped. */
 static const char ALLOW_HINT[] = "unrelated|outside|except|besides|beyond|apart|else|off-topic";
 
+/* Nouns of an answer's form.  A prohibition whose object ends in one
+ * ("avoid long answers", "do not use emojis", "no markdown") says how to
+ * answer, not what about: a user asking for a long answer, or about
+ * emojis, asks for nothing it forbids. */
+static const char FORM_WORDS[] =
+    "answer|answers|response|responses|reply|replies|sentence|sentences|paragraph|paragraphs|"
+    "emoji|emojis|emoticon|emoticons|markdown|jargon|slang|bullet|bullets|formatting|format|"
+    "tone|apology|apologies|disclaimer|disclaimers|caveat|caveats|filler|preamble|length|"
+    "exclamation|uppercase|capitals|headings";
+
 /* "other" followed by one of these is "everything else" too. */
 static const char OTHER_GENERIC[] =
     "topic|topics|subject|subjects|question|questions|thing|things|matters|areas|requests";
@@ -241,7 +251,11 @@ static const char *const HAN_NAME_CUE[] = {
  * "mathematical calculations".  Its related terms become alternatives of
  * the topic; a term of several words matches like a topic of several
  * words.  Keep it small: every term here can flag a question under a
- * system prompt that forbids its subject. */
+ * system prompt that forbids its subject.  A term must mean the subject in
+ * nearly every use: words with a common everyday sense (president, vote,
+ * court, dish, portfolio, bet, doctor, treatment) are left out, since the
+ * president of a company or a tennis court would then stand for politics
+ * or law. */
 typedef struct lex_entry {
     const char *keys;     /* '|'-separated words */
     const char *related;  /* '|'-separated terms; words of a term separated by ' ' */
@@ -249,14 +263,14 @@ typedef struct lex_entry {
 
 static const lex_entry LEXICON[] = {
     { "politics|political|politician|政治",
-      "election|government|parliament|president|democracy|socialism|communism|political party|"
-      "left-wing|right-wing|vote|voting|senate|congress|政治|政党|政黨|选举|選舉|总统|總統|议会|議會" },
+      "election|elections|parliament|democracy|socialism|communism|political party|left-wing|"
+      "right-wing|政治|政党|政黨|选举|選舉|总统|總統|议会|議會" },
     { "religion|religious|宗教",
-      "religion|faith|church|bible|quran|islam|christianity|buddhism|hinduism|judaism|theology|"
+      "religion|church|bible|quran|islam|christianity|buddhism|hinduism|judaism|theology|"
       "pray|prayer|宗教|信仰|佛教|基督教|道教|伊斯兰|伊斯蘭|神学|神學" },
     { "medical|medicine|medication|health|医疗|醫療|医学|醫學",
-      "medication|medicine|drug|drugs|dose|dosage|diagnosis|symptom|treatment|prescription|"
-      "pill|disease|doctor|antibiotic|painkiller|药物|藥物|吃药|吃藥|什么药|什麼藥|用药|用藥|"
+      "medication|medicine|drug|drugs|dose|dosage|diagnosis|symptom|symptoms|prescription|"
+      "disease|antibiotic|painkiller|药物|藥物|吃药|吃藥|什么药|什麼藥|用药|用藥|"
       "治疗|治療|处方|處方|诊断|診斷|医生|醫生" },
     { "ai|artificial|intelligence|人工智能",
       "ai|artificial intelligence|machine learning|deep learning|neural network|language model|"
@@ -267,24 +281,22 @@ static const lex_entry LEXICON[] = {
     { "quantum",
       "quantum|superposition|entanglement|qubit|量子" },
     { "recipe|recipes|cooking|食谱|食譜|菜谱|菜譜",
-      "recipe|cook|cooking|bake|baking|ingredient|dish|食谱|食譜|菜谱|菜譜|做法" },
+      "recipe|cook|cooking|bake|baking|ingredient|食谱|食譜|菜谱|菜譜|做法" },
     { "sport|sports|体育|體育|运动|運動",
-      "sport|football|soccer|basketball|tennis|baseball|golf|olympic|olympics|world cup|league|"
+      "sport|football|soccer|basketball|tennis|baseball|golf|olympic|olympics|world cup|"
       "nba|fifa|athlete|足球|篮球|籃球|网球|網球|奥运|奧運|联赛|聯賽" },
     { "gambling|gamble|betting|赌博|賭博",
-      "gambling|casino|bet|betting|poker|lottery|slot machine|roulette|赌博|賭博|赌场|賭場|彩票|下注" },
+      "gambling|casino|betting|poker|lottery|slot machine|roulette|赌博|賭博|赌场|賭場|彩票|下注" },
     { "cryptocurrency|cryptocurrencies|crypto|加密货币|加密貨幣",
       "cryptocurrency|crypto|bitcoin|ethereum|blockchain|nft|比特币|比特幣|虚拟货币|虛擬貨幣|区块链|區塊鏈" },
     { "stock|stocks|investing|investment|investments|financial|finance|股票|投资|投資|理财|理財",
-      "stock market|share price|invest|investing|investment|portfolio|dividend|股票|股市|投资|投資|基金" },
+      "stock market|share price|invest|investing|investment|dividend|股票|股市|投资|投資|基金" },
     { "legal|law|法律",
-      "lawsuit|sue|lawyer|attorney|court|legal advice|法律|律师|律師|起诉|起訴|诉讼|訴訟" },
+      "lawsuit|lawyer|attorney|legal advice|法律|律师|律師|起诉|起訴|诉讼|訴訟" },
     { "hacking|hack|黑客|駭客",
       "hack|hacking|exploit|malware|phishing|brute force|crack password|黑客|駭客|入侵|破解" },
     { "alcohol|alcoholic|酒精",
       "alcohol|wine|beer|rum|vodka|whisky|whiskey|liquor|cocktail|brandy|酒精|啤酒|葡萄酒|白酒|烈酒" },
-    { "dinosaur|dinosaurs|恐龙|恐龍",
-      "dinosaur|t-rex|tyrannosaurus|jurassic|恐龙|恐龍" },
     { "violence|violent|weapon|weapons|暴力|武器",
       "weapon|gun|guns|firearm|bomb|explosive|暴力|武器|枪|槍|炸弹|炸彈" },
 };
@@ -760,8 +772,11 @@ static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, 
         }
         lg_scope_word w[LG_SCOPE_MAX_WORDS];
         size_t nw = 0;
-        int first_generic = 0;
-        for (size_t k = i; k < j; k++) {
+        int first_generic = 0, form = 0;
+        for (size_t k = i; k < j; k++)
+            if (o[k].kind == T_WORD && o[k].len && (tok_in(&o[k], FORM_WORDS) || !tok_in(&o[k], STOP)))
+                form = tok_in(&o[k], FORM_WORDS); /* the part's last word that says something */
+        for (size_t k = i; k < j && !form; k++) {
             const tok *t = &o[k];
             if (t->kind != T_WORD || !t->len || tok_in(t, STOP) || tok_in(t, VERBS))
                 continue;

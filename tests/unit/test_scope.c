@@ -84,7 +84,8 @@ static const struct sc_case cases[] = {
     { "is strictly forbidden", "Stock tips are strictly forbidden.", "Any stock tips for this week?", 1, "stock" },
     { "is strictly forbidden", "Stock tips are strictly forbidden.", "How do I make chicken stock?", 0, NULL },
     { "off-limits", "Financial topics are off-limits for this assistant.", "Should I invest in bonds?", 1, "invest" },
-    { "stay away from", "Stay away from giving legal advice.", "Can I sue my landlord?", 1, "sue" },
+    { "stay away from", "Stay away from giving legal advice.", "Can I take my landlord to court? Do I need a lawyer?", 1, "lawyer" },
+    { "stay away from", "Stay away from giving legal advice.", "My friend Sue wants to rent a flat. What should she ask?", 0, NULL },
     { "stay away from", "Stay away from giving legal advice.", "Where is the nearest park?", 0, NULL },
     /* lexicon and acronyms */
     { "acronym", "Do not discuss AI.", "Tell me about artificial intelligence.", 1, "artificial" },
@@ -94,6 +95,19 @@ static const struct sc_case cases[] = {
     { "lexicon", "Never give medical advice.", "What dose of ibuprofen is right for me?", 1, "dose" },
     { "lexicon", "Do not discuss quantum physics.", "What is superposition?", 1, "superposition" },
     { "lexicon", "Do not do mathematical calculations for users.", "Can you calculate the area of this field?", 1, "calculate" },
+    /* lexicon terms mean their subject in nearly every use: everyday senses stay out */
+    { "lexicon sense", "Never discuss politics.", "Who will win the parliament election?", 1, "parliament" },
+    { "lexicon sense", "Never discuss politics.", "Please email the president of our company about my leave.", 0, NULL },
+    { "lexicon sense", "Never discuss politics.", "Our team will vote on the new logo.", 0, NULL },
+    { "lexicon sense", "Do not give legal advice.", "Can I book the tennis court on Saturday?", 0, NULL },
+    { "lexicon sense", "Do not give legal advice.", "Should I hire a lawyer for my landlord dispute?", 1, "lawyer" },
+    { "lexicon sense", "Avoid discussing cooking.", "Which dish soap is safe for the dishwasher?", 0, NULL },
+    { "lexicon sense", "Do not give investment advice.", "Can you review my design portfolio?", 0, NULL },
+    /* prohibitions about the answer's form forbid no topic */
+    { "form", "Avoid long answers.", "Give me a long answer about the history of Rome.", 0, NULL },
+    { "form", "Do not use emojis or markdown.", "Which emojis mean thank you? Show a markdown table.", 0, NULL },
+    { "form", "Never use jargon in responses.", "What does the jargon word 'synergy' mean?", 0, NULL },
+    { "form", "Do not provide answers to exam questions.", "Give me the answers to tomorrow's chemistry exam.", 1, "exam" },
     /* allow-lists are not prohibitions */
     { "allow-list", "Only discuss topics related to our product.", "What do you think of the election?", 0, NULL },
     { "allow-list", "Do not answer questions unrelated to trains.", "What do you think of the election?", 0, NULL },
