@@ -1332,7 +1332,14 @@ int main(int argc, char **argv)
               "those of issue 5; per-category rows of the project's corpora show the target "
               "for reference, the totals are judged.\n"
               "- **Tuning.** `scripts/eval.sh` also writes every miss, false positive and "
-              "parity failure, with the findings, to `build/eval/misses.tsv`.\n",
+              "parity failure, with the findings, to `build/eval/misses.tsv`.\n"
+              "- **Read PurpleLlama with care.** The rules and the scope check were written "
+              "after reading which PurpleLlama attacks the packs missed (to learn which "
+              "techniques exist; no sentence was copied), so its recall is a measure the "
+              "packs were developed against, not a held-out one. The scope check's "
+              "lexicon of related terms accounts for about ten of its direct-attack "
+              "catches; the project's own `scope-*` rows are its only false-positive "
+              "measure, since the public benign sets carry no system prompt.\n",
               r.md);
         fclose(r.md);
     }
