@@ -165,8 +165,15 @@ static size_t roundtrip(int fd, const char *path, const char *body)
 
 static void bench_requests(int port, int n)
 {
-    const char *body = "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"user\","
-                       "\"content\":\"What is the capital of France? Answer in one word.\"}]}";
+    /* As chat clients send it: the same system prompt, with a restriction
+     * the scope check reads (scope.h), before every user turn. */
+    const char *body =
+        "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"system\","
+        "\"content\":\"You are a helpful customer support assistant for Acme Corp, a company that "
+        "sells garden tools. Answer questions about orders, returns and products politely and "
+        "concisely. Never discuss politics or religion. Do not provide legal or medical advice. If "
+        "you do not know the answer, say so and offer to connect the user with a human agent.\"},"
+        "{\"role\":\"user\",\"content\":\"What is the capital of France? Answer in one word.\"}]}";
     double *t = calloc((size_t)n, sizeof *t);
     int fd = dial(port);
     if (!t)
