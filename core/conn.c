@@ -487,7 +487,7 @@ static int scope_check(lg_conn *c, const lg_api_doc *doc, struct text_result *tr
         any = doc->texts[i].role == LG_ROLE_SYSTEM && tr[i].orig.len;
     if (!any)
         return LG_OK;
-    if (!c->scope && !(c->scope = malloc(sizeof *c->scope)))
+    if (!c->scope && !(c->scope = calloc(1, sizeof *c->scope))) /* reset wants it zero-filled once */
         return LG_E_NOMEM;
     lg_scope_reset(c->scope);
     for (size_t i = 0; i < doc->ntexts; i++)

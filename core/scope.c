@@ -14,6 +14,7 @@
  * (政治, 医疗) matched as substrings. */
 #include "scope.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,15 +41,23 @@ static int in_list(const char *list, const char *w, size_t n)
     return 0;
 }
 
+/* FNV-1a: the word tables' hash. */
+static size_t hash(const char *s, size_t n)
+{
+    size_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
 /* Words that start a prohibition.  "not" covers do/does/should/must/may/
  * can/are not; "no" only in "under no circumstances". */
 #define NEG_WORDS                                                                           \
     "never|not|don't|dont|doesn't|doesnt|shouldn't|shouldnt|mustn't|mustnt|can't|cant|cannot|" \
     "won't|wont|avoid|avoiding|refuse|refuses|decline|declines|refrain|forbidden|prohibited"
-static const char NEG[] = NEG_WORDS;
 
 /* Markers that take an object without a verb ("avoid politics"). */
-static const char NEG_OBJ[] = "avoid|avoiding|refuse|refuses|decline|declines";
+#define NEG_OBJ_WORDS "avoid|avoiding|refuse|refuses|decline|declines"
 
 /* Between a negation and its verb. */
 static const char FILLER[] =
@@ -168,18 +177,16 @@ static const char REFERENT[] =
 
 /* Personal attributes, in groups: when the system text mentions any word
  * of a group, every word of the group becomes a protected attribute. */
-static const char *const ATTR_GROUPS[] = {
-    "born|birth|birthday|birthdate|birthplace|age|old|dob",
-    "live|lives|living|lived|address|home|reside|resides|residence|city|located|location",
-    "email|e-mail|mail",
-    "phone|telephone|mobile|cell|number",
-    "balance|account|salary|income|bank",
-    "ssn|social|passport|license",
-    "color|colour|favorite|favourite",
-    "name|initials|surname",            /* ATTR_NAME: not an attribute of an object */
-    "school|job|work|works|employer",
-    NULL
-};
+#define ATTR_BORN "born|birth|birthday|birthdate|birthplace|age|old|dob"
+#define ATTR_LIVE "live|lives|living|lived|address|home|reside|resides|residence|city|located|location"
+#define ATTR_MAIL "email|e-mail|mail"
+#define ATTR_PHONE "phone|telephone|mobile|cell|number"
+#define ATTR_MONEY "balance|account|salary|income|bank"
+#define ATTR_ID "ssn|social|passport|license"
+#define ATTR_TASTE "color|colour|favorite|favourite"
+#define ATTR_NAMES "name|initials|surname" /* ATTR_NAME: not an attribute of an object */
+#define ATTR_WORK "school|job|work|works|employer"
+#define NATTR 9     /* groups: L_ATTR .. L_ATTR + NATTR - 1 in the list table below */
 #define ATTR_NAME 7 /* index of the name group: "do not share user names" is a topic */
 static const char *const ATTR_GROUPS_HAN[] = {
     "生日|出生|年龄|年齡|几岁|幾歲",
@@ -307,13 +314,74 @@ static const char LEX_DOMAIN[] =
     "physics|physical|science|sciences|scientific|theory|theories|opinion|opinions|view|views|"
     "advice|concept|concepts|news|matters|affairs|tips|issues|belief|beliefs|studies|study";
 
+/* ==== The lists as one table ==== */
+
+/* Every list above, and the inline ones of the parser, by number: a
+ * token's membership in all of them is found with one lookup (classify)
+ * instead of a search of each list where the parser asks (a sentence of a
+ * system prompt asks some twenty lists about each of its words). */
+#define WORD_LISTS(X)                                                                            \
+    X(L_NEG, NEG_WORDS) X(L_NEG_OBJ, NEG_OBJ_WORDS) X(L_FILLER, FILLER) X(L_VERBS, VERBS)      \
+    X(L_HELP_VERBS, HELP_VERBS) X(L_REVEAL_VERBS, REVEAL_VERBS) X(L_STOP, STOP)               \
+    X(L_GENERIC_ACT, GENERIC_ACT) X(L_END_WORDS, END_WORDS) X(L_END_AFTER_TO, END_AFTER_TO)    \
+    X(L_ALLOW_HINT, ALLOW_HINT) X(L_FORM_WORDS, FORM_WORDS) X(L_OTHER_GENERIC, OTHER_GENERIC) \
+    X(L_SECRET_NOUN, SECRET_NOUN) X(L_SECRET_NOUN2, SECRET_NOUN2) X(L_TRIGGER, TRIGGER)       \
+    X(L_SECRET_MOD, SECRET_MOD) X(L_PRIVATE_ADJ, PRIVATE_ADJ) X(L_PRIVATE_NOUN, PRIVATE_NOUN) \
+    X(L_REFERENT, REFERENT)                                                                    \
+    X(L_ATTR, ATTR_BORN) X(L_ATTR_LIVE, ATTR_LIVE) X(L_ATTR_MAIL, ATTR_MAIL)                   \
+    X(L_ATTR_PHONE, ATTR_PHONE) X(L_ATTR_MONEY, ATTR_MONEY) X(L_ATTR_ID, ATTR_ID)              \
+    X(L_ATTR_TASTE, ATTR_TASTE) X(L_ATTR_NAMES, ATTR_NAMES) X(L_ATTR_WORK, ATTR_WORK)          \
+    X(L_PAIR_WITH, "anyone|anybody|others|them|him|her|people|users|customers|strangers|the|any") \
+    X(L_PAIR_THAT, "are|is|could|would|might|may|can|will|should|seem|seems")                  \
+    X(L_PAIR_UNDER, "any|no") X(L_PAIR_NO, "matter") X(L_PAIR_AT, "all|any")                  \
+    X(L_PAIR_IN, "all|any|order|no")                                                           \
+    X(L_PAIR_AS, "it|this|that|they|these|those|we|per|part|a|an|you")                         \
+    X(L_RELATED, "related|relevant|connected") X(L_PROMPT, "prompt|prompts")                   \
+    X(L_EXAMPLE_CUE, "like|including|especially|particularly|e.g|eg")                          \
+    X(L_PART_SEP, "or|and|nor|&|like|including|especially|particularly|e.g|eg|incl")           \
+    X(L_EXAMPLE, "example|instance") X(L_REL_PRONOUN, "which|who|whose")                      \
+    X(L_YOU_PLEASE, "you|please")                                                              \
+    X(L_CLAUSE_START, "to|as|under|no|at|in|even|you|please|this|it|which")                    \
+    X(L_AND_CLAUSE,                                                                            \
+      "you|then|instead|only|always|politely|stay|focus|redirect|never|do|don't|must|should")  \
+    X(L_IS_ARE, "is|are")                                                                      \
+    X(L_PASSIVE_ADV, "strictly|absolutely|completely|totally|also|therefore|generally")        \
+    X(L_ALLOWED, "allowed|permitted|acceptable|welcome")                                       \
+    X(L_BANNED, "forbidden|prohibited|banned|off-limits|disallowed")                           \
+    X(L_LIMITS, "limits|topic") X(L_NEGATION, "not|never|don't|dont|no|shouldn't|mustn't")     \
+    X(L_KEEP_PRIVATE, "private|secret|confidential|hidden")                                    \
+    X(L_VERB_PARTICLE,                                                                         \
+      "about|on|with|of|into|upon|up|out|in|regarding|to|the|any|anyone|users|user|them")      \
+    X(L_IS_WAS_ARE, "is|was|are")                                                              \
+    X(L_NOT_NAME, "keep|record|patient|customer|dear|mr|mrs|ms|dr|the|you")                    \
+    X(L_NAME_AFTER, "born|lives|was|is|who")                                                   \
+    X(L_NAME_AFTER_COMMA, "born|date|dob|age|aged|lives|who|he|she|email|phone")               \
+    X(L_PLACE_PREP, "in|at|from|to|near")
+
+#define LIST_ID(id, words) id,
+#define LIST_WORDS(id, words) words,
+/* After the word lists, lists of stems (looked up with a stemmed word):
+ * the lexicon's keys per entry, its domain words, the secret nouns. */
+enum { WORD_LISTS(LIST_ID) L_NWORD, L_LEX_DOMAIN = L_NWORD, L_SECRET_STEM, L_LEX, L_NLIST = L_LEX + 15 };
+static const char *const LISTS[L_NWORD] = { WORD_LISTS(LIST_WORDS) };
+_Static_assert(L_NLIST <= 128, "a token's list bits are two 64-bit words");
+_Static_assert(L_ATTR_WORK == L_ATTR + NATTR - 1, "the attribute groups are consecutive");
+_Static_assert(sizeof LEXICON / sizeof LEXICON[0] == L_NLIST - L_LEX, "a list per lexicon entry");
+
 /* ==== Stemming ==== */
 
-static int ends(const char *w, size_t n, const char *suf)
+/* Does w[0..n) end in suf, of l bytes?  (Lengths are given: stem runs on
+ * every word of every text, and measuring each suffix there showed up.) */
+static int ends(const char *w, size_t n, const char *suf, size_t l)
 {
-    size_t l = strlen(suf);
-    return n >= l && memcmp(w + n - l, suf, l) == 0;
+    if (n < l)
+        return 0;
+    for (size_t i = 0; i < l; i++) /* a few bytes: cheaper than a call to memcmp */
+        if (w[n - l + i] != suf[i])
+            return 0;
+    return 1;
 }
+#define ENDS(w, n, lit) ends(w, n, lit, sizeof lit - 1)
 
 /* Light suffix stripping, the same for system and user words: plural
  * first, then one derivational suffix, then a final e, and a final y
@@ -329,26 +397,30 @@ static size_t stem(char *w, size_t n)
         n -= 1;
     if (n < 4)
         return n;
-    if (ends(w, n, "ies") && n >= 5) {
+    if (ENDS(w, n, "ies") && n >= 5) {
         n -= 2; /* -ies -> -i */
-    } else if (ends(w, n, "sses")) {
+    } else if (ENDS(w, n, "sses")) {
         n -= 2;
     } else if (w[n - 1] == 's' && w[n - 2] != 's' && w[n - 2] != 'u' && w[n - 2] != 'i') {
         n -= 1;
     }
-    static const struct { const char *suf; const char *rep; size_t min; } rules[] = {
-        { "ically", "ic", 3 }, { "ations", "", 4 }, { "ation", "", 4 }, { "ating", "", 4 },
-        { "ated", "", 4 }, { "ate", "", 4 }, { "ians", "", 4 }, { "ian", "", 4 },
-        { "ical", "ic", 3 }, { "ious", "", 4 }, { "ion", "", 4 }, { "ment", "", 4 },
-        { "ness", "", 4 }, { "ing", "", 3 }, { "ed", "", 3 }, { "er", "", 4 }, { "al", "", 4 },
-        { "ly", "", 4 },
+    /* last: the suffix's last byte, so that most rules are passed over
+     * without comparing */
+#define RULE(suf, last, rep, min) { suf, rep, sizeof suf - 1, sizeof rep - 1, min, last }
+    static const struct { const char *suf, *rep; unsigned char l, r, min; char last; } rules[] = {
+        RULE("ically", 'y', "ic", 3), RULE("ations", 's', "", 4), RULE("ation", 'n', "", 4),
+        RULE("ating", 'g', "", 4), RULE("ated", 'd', "", 4), RULE("ate", 'e', "", 4),
+        RULE("ians", 's', "", 4), RULE("ian", 'n', "", 4), RULE("ical", 'l', "ic", 3),
+        RULE("ious", 's', "", 4), RULE("ion", 'n', "", 4), RULE("ment", 't', "", 4),
+        RULE("ness", 's', "", 4), RULE("ing", 'g', "", 3), RULE("ed", 'd', "", 3),
+        RULE("er", 'r', "", 4), RULE("al", 'l', "", 4), RULE("ly", 'y', "", 4),
     };
+#undef RULE
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
-        size_t l = strlen(rules[i].suf);
-        if (ends(w, n, rules[i].suf) && n - l >= rules[i].min) {
-            size_t r = strlen(rules[i].rep);
-            memcpy(w + n - l, rules[i].rep, r);
-            n = n - l + r;
+        size_t l = rules[i].l;
+        if (w[n - 1] == rules[i].last && ends(w, n, rules[i].suf, l) && n - l >= rules[i].min) {
+            memcpy(w + n - l, rules[i].rep, rules[i].r);
+            n = n - l + rules[i].r;
             break;
         }
     }
@@ -369,6 +441,7 @@ typedef struct tok {
     unsigned char len;          /* bytes in low */
     unsigned char cap;          /* first letter upper-case (names) */
     char low[LG_SCOPE_WORD];    /* lower-case word (truncated), or the punctuation byte */
+    unsigned long long m[2];    /* a word's lists (bit L_*), set by classify; extraction only */
 } tok;
 
 static size_t u8len(const unsigned char *p, size_t avail)
@@ -391,15 +464,60 @@ static int is_han(const unsigned char *p, size_t l)
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF);
 }
 
+/* ASCII letters and digits, as a table: the tokenisers ask this of nearly
+ * every byte of every text. */
+#define AN(c) ((unsigned)(((c) | 32) - 'a') < 26u || (unsigned)((c) - '0') < 10u)
+#define AN4(c) AN(c), AN((c) + 1), AN((c) + 2), AN((c) + 3)
+#define AN16(c) AN4(c), AN4((c) + 4), AN4((c) + 8), AN4((c) + 12)
+#define AN64(c) AN16(c), AN16((c) + 16), AN16((c) + 32), AN16((c) + 48)
+static const unsigned char ALNUM[256] = { AN64(0), AN64(64), AN64(128), AN64(192) };
+#undef AN64
+#undef AN16
+#undef AN4
+#undef AN
+
 static int alnum(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    return ALNUM[c];
 }
 
 /* A two-byte UTF-8 letter (Latin-1 supplement to Cyrillic: é, ö, ç). */
 static int letter2(const unsigned char *p, size_t l)
 {
     return l == 2 && p[0] >= 0xC3 && p[0] <= 0xD3 && !(p[0] == 0xC3 && (p[1] == 0x97 || p[1] == 0xB7));
+}
+
+/* One step of a word that started at i: the bytes at j that continue it
+ * (appended to low, lower-cased, while *k leaves room), or 0 where it
+ * ends. */
+static size_t word_step(const unsigned char *s, size_t n, size_t i, size_t j, char *low, size_t *k)
+{
+    if (j >= n)
+        return 0;
+    size_t m = u8len(s + j, n - j);
+    if (m == 1 && alnum(s[j])) {
+        if (*k < LG_SCOPE_WORD)
+            low[(*k)++] = (char)(s[j] >= 'A' && s[j] <= 'Z' ? s[j] + 32 : s[j]);
+        return 1;
+    }
+    if (letter2(s + j, m)) {
+        if (*k + 2 <= LG_SCOPE_WORD) {
+            low[(*k)++] = (char)s[j];
+            low[(*k)++] = (char)s[j + 1];
+        }
+        return 2;
+    }
+    if (m == 1 && (s[j] == '\'' || s[j] == '-') && j + 1 < n && alnum(s[j + 1]) && j > i) {
+        if (*k < LG_SCOPE_WORD)
+            low[(*k)++] = (char)s[j];
+        return 1;
+    }
+    if (m == 3 && s[j] == 0xE2 && s[j + 1] == 0x80 && s[j + 2] == 0x99 && j + 3 < n && alnum(s[j + 3])) {
+        if (*k < LG_SCOPE_WORD)
+            low[(*k)++] = '\'';                         /* don’t */
+        return 3;
+    }
+    return 0;
 }
 
 /* The next token at or after *pos; 0 at the end.  Apostrophes (' and
@@ -463,32 +581,9 @@ static int next_tok(const char *text, size_t n, size_t *pos, tok *t)
         return 1;
     }
     t->kind = T_WORD;
-    size_t j = i, k = 0;
-    while (j < n) {
-        size_t m = u8len(s + j, n - j);
-        if (m == 1 && alnum(s[j])) {
-            if (k < LG_SCOPE_WORD)
-                t->low[k++] = (char)(s[j] >= 'A' && s[j] <= 'Z' ? s[j] + 32 : s[j]);
-            j++;
-        } else if (letter2(s + j, m)) {
-            if (k + 2 <= LG_SCOPE_WORD) {
-                t->low[k++] = (char)s[j];
-                t->low[k++] = (char)s[j + 1];
-            }
-            j += 2;
-        } else if (m == 1 && (s[j] == '\'' || s[j] == '-') && j + 1 < n && alnum(s[j + 1]) && j > i) {
-            if (k < LG_SCOPE_WORD)
-                t->low[k++] = (char)s[j];
-            j++;
-        } else if (m == 3 && s[j] == 0xE2 && s[j + 1] == 0x80 && s[j + 2] == 0x99 && j + 3 < n &&
-                   alnum(s[j + 3])) {
-            if (k < LG_SCOPE_WORD)
-                t->low[k++] = '\'';                     /* don’t */
-            j += 3;
-        } else {
-            break;
-        }
-    }
+    size_t j = i, k = 0, step;
+    while ((step = word_step(s, n, i, j, t->low, &k)))
+        j += step;
     t->e = j;
     t->len = (unsigned char)k;
     *pos = j;
@@ -501,9 +596,10 @@ static int tok_is(const tok *t, const char *w)
     return t->kind == T_WORD && t->len == l && memcmp(t->low, w, l) == 0;
 }
 
-static int tok_in(const tok *t, const char *list)
+/* Is t a word of list id (L_*)? classify must have run on t. */
+static int tok_in(const tok *t, int id)
 {
-    return t->kind == T_WORD && in_list(list, t->low, t->len);
+    return t->kind == T_WORD && (t->m[id >> 6] >> (id & 63) & 1);
 }
 
 static int punct(const tok *t, char c)
@@ -547,27 +643,45 @@ static int same_word(const lg_scope_word *a, const lg_scope_word *b)
     return a->len == b->len && a->han == b->han && memcmp(a->s, b->s, a->len) == 0;
 }
 
+static int same_phrase(const lg_scope_phrase *p, const lg_scope_word *w, size_t nw, int secret)
+{
+    if (p->nw != nw || p->secret != secret)
+        return 0;
+    size_t k = 0;
+    while (k < nw && same_word(&p->w[k], &w[k]))
+        k++;
+    return k == nw;
+}
+
+static size_t phrase_hash(const lg_scope_word *w, size_t nw, int secret)
+{
+    size_t h = nw * 2 + (size_t)(secret != 0);
+    for (size_t k = 0; k < nw; k++)
+        h = h * 31 + hash(w[k].s, w[k].len) + w[k].han;
+    return h;
+}
+
 /* Add a phrase unless an equal one is there already (a repeated
- * restriction is read once).  Returns 1 when added. */
+ * restriction is read once; the lexicon adds the same terms for
+ * "politics" and "political opinions").  Returns 1 when added. */
 static int add_phrase(lg_scope *sc, const lg_scope_word *w, size_t nw, int secret, int restr)
 {
     if (!nw)
         return 0;
-    for (size_t i = 0; i < sc->nph; i++) {
-        const lg_scope_phrase *p = &sc->ph[i];
-        if (p->nw != nw || p->secret != secret)
-            continue;
-        size_t k = 0;
-        while (k < nw && same_word(&p->w[k], &w[k]))
-            k++;
-        if (k == nw)
+    /* the hash set is kept on both paths; the plain one scans instead */
+    size_t slot = phrase_hash(w, nw, secret) & (LG_SCOPE_PHASH - 1);
+    for (; sc->phash[slot]; slot = (slot + 1) & (LG_SCOPE_PHASH - 1))
+        if (!sc->ref && same_phrase(&sc->ph[sc->phash[slot] - 1], w, nw, secret))
             return 0;
-    }
+    for (size_t i = 0; sc->ref && i < sc->nph; i++)
+        if (same_phrase(&sc->ph[i], w, nw, secret))
+            return 0;
     if (sc->nph == LG_SCOPE_MAX_PHRASES) {
         sc->dropped++;
         return 0;
     }
     lg_scope_phrase *p = &sc->ph[sc->nph++];
+    sc->phash[slot] = (unsigned short)sc->nph; /* terminates: PHASH > 2 * MAX_PHRASES */
     memset(p, 0, sizeof *p);
     for (size_t k = 0; k < nw && k < LG_SCOPE_MAX_WORDS; k++)
         p->w[k] = w[k];
@@ -605,11 +719,132 @@ static size_t term_words(const char *t, size_t n, lg_scope_word *w)
     return nw;
 }
 
-/* Is word w (stemmed, or Han) one of the '|'-separated keys?  A Han word
- * also counts when it contains a Han key (股票投资 holds 股票): Chinese
- * writes compounds without spaces. */
-static int key_has(const char *keys, const lg_scope_word *w)
+/* ==== The lists' table ==== */
+
+/* Is the table usable?  It is not on the plain path, nor when a list did
+ * not fit (a word over LG_SCOPE_LEXW bytes, more than LG_SCOPE_LEX_WORDS
+ * words): the lists are then searched as strings, as on the plain path. */
+static int lex_ok(const lg_scope *sc)
 {
+    return !sc->ref && sc->lex_built && sc->nlex <= LG_SCOPE_LEX_WORDS;
+}
+
+static const lg_scope_lexword *lex_find(const lg_scope *sc, const char *s, size_t n)
+{
+    if (!n || n > LG_SCOPE_LEXW)
+        return NULL;
+    /* terminates: at most LG_SCOPE_LEX_WORDS of the slots are used */
+    for (size_t i = hash(s, n) & (LG_SCOPE_LEX_SLOTS - 1);; i = (i + 1) & (LG_SCOPE_LEX_SLOTS - 1)) {
+        unsigned e = sc->lex_slot[i];
+        if (!e)
+            return NULL;
+        const lg_scope_lexword *w = &sc->lex[e - 1];
+        if (w->len == n && memcmp(w->s, s, n) == 0)
+            return w;
+    }
+}
+
+static int has_bit(const unsigned long long *m, int id)
+{
+    return (int)(m[id >> 6] >> (id & 63) & 1);
+}
+
+/* Put word s in list id.  0, or -1 when it does not fit. */
+static int lex_add(lg_scope *sc, const char *s, size_t n, int id)
+{
+    if (!n)
+        return 0;
+    if (n > LG_SCOPE_LEXW)
+        return -1;
+    size_t i = hash(s, n) & (LG_SCOPE_LEX_SLOTS - 1);
+    lg_scope_lexword *w;
+    for (;; i = (i + 1) & (LG_SCOPE_LEX_SLOTS - 1)) {
+        unsigned e = sc->lex_slot[i];
+        if (!e) {
+            if (sc->nlex == LG_SCOPE_LEX_WORDS)
+                return -1;
+            w = &sc->lex[sc->nlex++];
+            memset(w, 0, sizeof *w);
+            memcpy(w->s, s, n);
+            w->len = (unsigned char)n;
+            sc->lex_slot[i] = (unsigned short)sc->nlex;
+            break;
+        }
+        w = &sc->lex[e - 1];
+        if (w->len == n && memcmp(w->s, s, n) == 0)
+            break;
+    }
+    w->m[id >> 6] |= 1ull << (id & 63);
+    return 0;
+}
+
+/* Put the words of a '|'-separated list in list id: as written, or
+ * (stems) as term_words reads them, which is how key_has compares a key
+ * (Han keys are left to key_has's search).  0, or -1. */
+static int lex_add_list(lg_scope *sc, const char *list, int id, int stems)
+{
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, '|');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        lg_scope_word k[LG_SCOPE_MAX_WORDS];
+        if (!stems) {
+            if (lex_add(sc, p, l, id))
+                return -1;
+        } else if (term_words(p, l, k) == 1 && !k[0].han && lex_add(sc, k[0].s, k[0].len, id)) {
+            return -1;
+        }
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/* Build the table: once per lg_scope (lg_scope_reset keeps it). */
+static void lex_build(lg_scope *sc)
+{
+    memset(sc->lex_slot, 0, sizeof sc->lex_slot);
+    sc->nlex = 0;
+    int bad = 0;
+    for (int id = 0; id < L_NWORD; id++)
+        bad |= lex_add_list(sc, LISTS[id], id, 0);
+    bad |= lex_add_list(sc, LEX_DOMAIN, L_LEX_DOMAIN, 1);
+    bad |= lex_add_list(sc, SECRET_NOUN, L_SECRET_STEM, 1);
+    for (int e = 0; e < L_NLIST - L_LEX; e++)
+        bad |= lex_add_list(sc, LEXICON[e].keys, L_LEX + e, 1);
+    if (bad)
+        sc->nlex = LG_SCOPE_LEX_WORDS + 1;
+    sc->lex_built = 1;
+}
+
+/* Set t->m: the word lists t is in. */
+static void classify(const lg_scope *sc, tok *t)
+{
+    t->m[0] = t->m[1] = 0;
+    if (t->kind != T_WORD)
+        return;
+    if (lex_ok(sc)) {
+        const lg_scope_lexword *w = lex_find(sc, t->low, t->len);
+        if (w) {
+            t->m[0] = w->m[0];
+            t->m[1] = w->m[1];
+        }
+        return;
+    }
+    for (int id = 0; id < L_NWORD; id++)
+        if (in_list(LISTS[id], t->low, t->len))
+            t->m[id >> 6] |= 1ull << (id & 63);
+}
+
+/* Is word w (stemmed, or Han) one of the '|'-separated keys (list id of
+ * the table)?  A Han word also counts when it contains a Han key (股票投资
+ * holds 股票): Chinese writes compounds without spaces. */
+static int key_has(const lg_scope *sc, int id, const char *keys, const lg_scope_word *w)
+{
+    if (!w->han && lex_ok(sc)) {
+        const lg_scope_lexword *e = lex_find(sc, w->s, w->len);
+        return e && has_bit(e->m, id);
+    }
     const char *p = keys;
     while (*p) {
         const char *e = strchr(p, '|');
@@ -635,9 +870,9 @@ static void add_lexicon(lg_scope *sc, const lg_scope_word *w, size_t nw, int res
     for (size_t e = 0; e < sizeof LEXICON / sizeof LEXICON[0]; e++) {
         int keys = 0, ok = 1;
         for (size_t k = 0; k < nw && ok; k++) {
-            if (key_has(LEXICON[e].keys, &w[k]))
+            if (key_has(sc, L_LEX + (int)e, LEXICON[e].keys, &w[k]))
                 keys++;
-            else if (w[k].han || !key_has(LEX_DOMAIN, &w[k]))
+            else if (w[k].han || !key_has(sc, L_LEX_DOMAIN, LEX_DOMAIN, &w[k]))
                 ok = 0;
         }
         if (!ok || !keys)
@@ -671,6 +906,9 @@ static void add_topic(lg_scope *sc, const lg_scope_word *w, size_t nw, int restr
                 memcmp(last->s + last->len - strlen(HAN_SECRET[i]), HAN_SECRET[i],
                        strlen(HAN_SECRET[i])) == 0)
                 secret = 1;
+    } else if (lex_ok(sc)) {
+        const lg_scope_lexword *e = lex_find(sc, last->s, last->len);
+        secret = e && has_bit(e->m, L_SECRET_STEM);
     } else {
         char b[LG_SCOPE_WORD + 1];
         for (const char *p = SECRET_NOUN; *p;) {
@@ -693,8 +931,8 @@ static void add_topic(lg_scope *sc, const lg_scope_word *w, size_t nw, int restr
 
 static int is_attr(const tok *t)
 {
-    for (size_t g = 0; ATTR_GROUPS[g]; g++)
-        if (g != ATTR_NAME && tok_in(t, ATTR_GROUPS[g]))
+    for (int g = 0; g < NATTR; g++)
+        if (g != ATTR_NAME && tok_in(t, L_ATTR + g))
             return 1;
     return 0;
 }
@@ -710,21 +948,21 @@ static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, 
         return;
     int priv_adj = 0, priv_noun = 0, quote = 0, secret = 0, ref = 0, attr = 0, examples = 0, self = 0;
     for (size_t i = 0; i < no; i++) {
-        if (tok_in(&o[i], ALLOW_HINT))
+        if (tok_in(&o[i], L_ALLOW_HINT))
             return;
         if (tok_is(&o[i], "other") && i + 1 < no &&
-            (tok_in(&o[i + 1], OTHER_GENERIC) || tok_is(&o[i + 1], "than")))
+            (tok_in(&o[i + 1], L_OTHER_GENERIC) || tok_is(&o[i + 1], "than")))
             return;
-        if (tok_is(&o[i], "not") && i + 1 < no && tok_in(&o[i + 1], "related|relevant|connected"))
+        if (tok_is(&o[i], "not") && i + 1 < no && tok_in(&o[i + 1], L_RELATED))
             return;
-        self |= tok_in(&o[i], "prompt|prompts");
-        priv_adj |= tok_in(&o[i], PRIVATE_ADJ);
-        priv_noun |= tok_in(&o[i], PRIVATE_NOUN);
+        self |= tok_in(&o[i], L_PROMPT);
+        priv_adj |= tok_in(&o[i], L_PRIVATE_ADJ);
+        priv_noun |= tok_in(&o[i], L_PRIVATE_NOUN);
         quote |= punct(&o[i], '\'');
-        secret |= tok_in(&o[i], SECRET_NOUN) || tok_in(&o[i], SECRET_NOUN2);
-        ref |= tok_in(&o[i], REFERENT);
+        secret |= tok_in(&o[i], L_SECRET_NOUN) || tok_in(&o[i], L_SECRET_NOUN2);
+        ref |= tok_in(&o[i], L_REFERENT);
         attr |= is_attr(&o[i]);
-        examples |= tok_in(&o[i], "like|including|especially|particularly|e.g|eg") ||
+        examples |= tok_in(&o[i], L_EXAMPLE_CUE) ||
                     (tok_is(&o[i], "such") && i + 1 < no && tok_is(&o[i + 1], "as"));
     }
     /* "private information about the user", and "the user's address":
@@ -763,9 +1001,9 @@ static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, 
         size_t j = i;
         int howto = 0;
         while (j < no && !punct(&o[j], ',') &&
-               !tok_in(&o[j], "or|and|nor|&|like|including|especially|particularly|e.g|eg|incl") &&
+               !tok_in(&o[j], L_PART_SEP) &&
                !(tok_is(&o[j], "such") && j + 1 < no && tok_is(&o[j + 1], "as")) &&
-               !(tok_is(&o[j], "for") && j + 1 < no && tok_in(&o[j + 1], "example|instance"))) {
+               !(tok_is(&o[j], "for") && j + 1 < no && tok_in(&o[j + 1], L_EXAMPLE))) {
             if (tok_is(&o[j], "how") && j + 1 < no && tok_is(&o[j + 1], "to"))
                 howto = 1;
             j++;
@@ -774,13 +1012,13 @@ static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, 
         size_t nw = 0;
         int first_generic = 0, form = 0;
         for (size_t k = i; k < j; k++)
-            if (o[k].kind == T_WORD && o[k].len && (tok_in(&o[k], FORM_WORDS) || !tok_in(&o[k], STOP)))
-                form = tok_in(&o[k], FORM_WORDS); /* the part's last word that says something */
+            if (o[k].kind == T_WORD && o[k].len && (tok_in(&o[k], L_FORM_WORDS) || !tok_in(&o[k], L_STOP)))
+                form = tok_in(&o[k], L_FORM_WORDS); /* the part's last word that says something */
         for (size_t k = i; k < j && !form; k++) {
             const tok *t = &o[k];
-            if (t->kind != T_WORD || !t->len || tok_in(t, STOP) || tok_in(t, VERBS))
+            if (t->kind != T_WORD || !t->len || tok_in(t, L_STOP) || tok_in(t, L_VERBS))
                 continue;
-            if (nw == 0 && tok_in(t, GENERIC_ACT))
+            if (nw == 0 && tok_in(t, L_GENERIC_ACT))
                 first_generic = 1;
             if (nw == LG_SCOPE_MAX_WORDS)
                 break;
@@ -810,15 +1048,10 @@ static void english_object(lg_scope *sc, const tok *o, size_t no, int help_ctx, 
 /* Two-word sequences that end an object: the reason, the condition or the
  * audience follows ("to maintain focus", "under any circumstances", "with
  * anyone", "that are more suited ..."). */
-static const struct { const char *w; const char *next; } END_PAIRS[] = {
-    { "to", END_AFTER_TO },
-    { "with", "anyone|anybody|others|them|him|her|people|users|customers|strangers|the|any" },
-    { "that", "are|is|could|would|might|may|can|will|should|seem|seems" },
-    { "under", "any|no" },
-    { "no", "matter" },
-    { "at", "all|any" },
-    { "in", "all|any|order|no" },
-    { "as", "it|this|that|they|these|those|we|per|part|a|an|you" },
+static const struct { const char *w; int next; } END_PAIRS[] = {
+    { "to", L_END_AFTER_TO }, { "with", L_PAIR_WITH }, { "that", L_PAIR_THAT },
+    { "under", L_PAIR_UNDER }, { "no", L_PAIR_NO },    { "at", L_PAIR_AT },
+    { "in", L_PAIR_IN },      { "as", L_PAIR_AS },
 };
 
 /* Where an object ends: the first token at or after i that closes it.
@@ -830,10 +1063,10 @@ static size_t object_end(const tok *t, size_t nt, size_t i, int *qualified)
     *qualified = 0;
     for (; i < nt && i - start < 24; i++) {
         const tok *x = &t[i];
-        if (tok_in(x, "which|who|whose"))
+        if (tok_in(x, L_REL_PRONOUN))
             *qualified = 1;
         if (punct(x, '.') || punct(x, ':') || punct(x, '-') || x->kind == T_HAN ||
-            tok_in(x, END_WORDS) || tok_in(x, "you|please"))
+            tok_in(x, L_END_WORDS) || tok_in(x, L_YOU_PLEASE))
             return i;
         const tok *nx = i + 1 < nt ? &t[i + 1] : NULL;
         if (!nx)
@@ -846,9 +1079,9 @@ static size_t object_end(const tok *t, size_t nt, size_t i, int *qualified)
         /* A comma ends it before a new clause; before "and <word>" only
          * when the word starts one ("and you", "and never"). */
         if (punct(x, ',') &&
-            (tok_in(nx, END_WORDS) || tok_in(nx, "to|as|under|no|at|in|even|you|please|this|it|which") ||
+            (tok_in(nx, L_END_WORDS) || tok_in(nx, L_CLAUSE_START) ||
              (tok_is(nx, "and") && i + 2 < nt &&
-              tok_in(&t[i + 2], "you|then|instead|only|always|politely|stay|focus|redirect|never|do|don't|must|should"))))
+              tok_in(&t[i + 2], L_AND_CLAUSE))))
             return i;
     }
     return i;
@@ -863,17 +1096,17 @@ static void english_sentence(lg_scope *sc, const tok *t, size_t nt)
             continue;
         /* Passive: "<subject> is (strictly) not allowed / forbidden /
          * prohibited / off-limits". */
-        if (tok_in(x, "is|are")) {
+        if (tok_in(x, L_IS_ARE)) {
             size_t j = i + 1;
-            while (j < nt && tok_in(&t[j], "strictly|absolutely|completely|totally|also|therefore|generally"))
+            while (j < nt && tok_in(&t[j], L_PASSIVE_ADV))
                 j++;
             int hit = 0;
             size_t after = j;
-            if (j + 1 < nt && tok_is(&t[j], "not") && tok_in(&t[j + 1], "allowed|permitted|acceptable|welcome"))
+            if (j + 1 < nt && tok_is(&t[j], "not") && tok_in(&t[j + 1], L_ALLOWED))
                 hit = 1, after = j + 2;
-            else if (j < nt && tok_in(&t[j], "forbidden|prohibited|banned|off-limits|disallowed"))
+            else if (j < nt && tok_in(&t[j], L_BANNED))
                 hit = 1, after = j + 1;
-            else if (j + 1 < nt && tok_is(&t[j], "off") && tok_in(&t[j + 1], "limits|topic"))
+            else if (j + 1 < nt && tok_is(&t[j], "off") && tok_in(&t[j + 1], L_LIMITS))
                 hit = 1, after = j + 2;
             (void)after;
             if (hit) {
@@ -887,7 +1120,7 @@ static void english_sentence(lg_scope *sc, const tok *t, size_t nt)
             }
             continue;
         }
-        int neg = tok_in(x, NEG);
+        int neg = tok_in(x, L_NEG);
         if (tok_is(x, "no") && i > 0 && tok_is(&t[i - 1], "under"))
             neg = 1;
         if (tok_is(x, "stay") && i + 2 < nt && tok_is(&t[i + 1], "away") && tok_is(&t[i + 2], "from"))
@@ -897,10 +1130,10 @@ static void english_sentence(lg_scope *sc, const tok *t, size_t nt)
         if (!neg)
             continue;
         /* "do not refuse to", "never avoid": a double negative permits */
-        if (tok_in(x, NEG_OBJ)) {
+        if (tok_in(x, L_NEG_OBJ)) {
             int dbl = 0;
             for (size_t k = i >= 3 ? i - 3 : 0; k < i; k++)
-                dbl |= tok_in(&t[k], "not|never|don't|dont|no|shouldn't|mustn't");
+                dbl |= tok_in(&t[k], L_NEGATION);
             if (dbl)
                 continue;
         }
@@ -909,12 +1142,12 @@ static void english_sentence(lg_scope *sc, const tok *t, size_t nt)
             size_t k = i + 1;
             int priv = 0;
             for (; k < nt && k < i + 12 && !punct(&t[k], '.'); k++)
-                if (tok_in(&t[k], "private|secret|confidential|hidden"))
+                if (tok_in(&t[k], L_KEEP_PRIVATE))
                     priv = 1;
             if (priv) {
                 sc->ban_reveal = 1;
                 for (size_t m = i + 1; m < k; m++)
-                    if (tok_in(&t[m], PRIVATE_ADJ) || tok_in(&t[m], PRIVATE_NOUN) || tok_in(&t[m], REFERENT))
+                    if (tok_in(&t[m], L_PRIVATE_ADJ) || tok_in(&t[m], L_PRIVATE_NOUN) || tok_in(&t[m], L_REFERENT))
                         sc->person_ban = 1;
             }
             continue;
@@ -923,19 +1156,19 @@ static void english_sentence(lg_scope *sc, const tok *t, size_t nt)
         if (neg == 2)
             j = i + 3;
         size_t skipped = 0;
-        while (j < nt && skipped < 8 && (tok_in(&t[j], FILLER) || punct(&t[j], ',')) && !tok_in(&t[j], VERBS)) {
+        while (j < nt && skipped < 8 && (tok_in(&t[j], L_FILLER) || punct(&t[j], ',')) && !tok_in(&t[j], L_VERBS)) {
             j++;
             skipped++;
         }
         int help_ctx = 0;
-        if (j < nt && tok_in(&t[j], VERBS)) {
-            if (tok_in(&t[j], REVEAL_VERBS))
+        if (j < nt && tok_in(&t[j], L_VERBS)) {
+            if (tok_in(&t[j], L_REVEAL_VERBS))
                 sc->ban_reveal = 1;
-            help_ctx = tok_in(&t[j], HELP_VERBS);
+            help_ctx = tok_in(&t[j], L_HELP_VERBS);
             j++;
-            while (j < nt && tok_in(&t[j], "about|on|with|of|into|upon|up|out|in|regarding|to|the|any|anyone|users|user|them"))
+            while (j < nt && tok_in(&t[j], L_VERB_PARTICLE))
                 j++;
-        } else if (!(tok_in(x, NEG_OBJ) || neg == 2)) {
+        } else if (!(tok_in(x, L_NEG_OBJ) || neg == 2)) {
             continue;
         } else {
             j = i + 1 + (neg == 2 ? 2 : 0);
@@ -955,8 +1188,8 @@ static void english_secrets(lg_scope *sc, const char *text, const tok *t, size_t
 {
     for (size_t i = 0; i < nt; i++) {
         const tok *x = &t[i];
-        int noun = tok_in(x, SECRET_NOUN);
-        int noun2 = tok_in(x, SECRET_NOUN2) && i > 0 && tok_in(&t[i - 1], SECRET_MOD);
+        int noun = tok_in(x, L_SECRET_NOUN);
+        int noun2 = tok_in(x, L_SECRET_NOUN2) && i > 0 && tok_in(&t[i - 1], L_SECRET_MOD);
         if (!noun && !noun2)
             continue;
         /* The value: the next quoted run in the sentence, or after "is" a
@@ -973,7 +1206,7 @@ static void english_secrets(lg_scope *sc, const char *text, const tok *t, size_t
                 }
                 break;
             }
-            if (tok_in(&t[k - 1], "is|was|are") && t[k].kind == T_WORD) {
+            if (tok_in(&t[k - 1], L_IS_WAS_ARE) && t[k].kind == T_WORD) {
                 int digit = 0;
                 for (size_t c = 0; c < t[k].len; c++)
                     digit |= t[k].low[c] >= '0' && t[k].low[c] <= '9';
@@ -1017,24 +1250,24 @@ static void english_names(lg_scope *sc, const tok *t, size_t nt)
     for (size_t i = 0; i + 1 < nt; i++) {
         if (!t[i].cap || !t[i + 1].cap || t[i].kind != T_WORD || t[i + 1].kind != T_WORD)
             continue;
-        if (t[i].len < 2 || t[i + 1].len < 2 || tok_in(&t[i], STOP) || tok_in(&t[i], NEG) ||
-            tok_in(&t[i], REFERENT) || tok_in(&t[i], "keep|record|patient|customer|dear|mr|mrs|ms|dr|the|you"))
+        if (t[i].len < 2 || t[i + 1].len < 2 || tok_in(&t[i], L_STOP) || tok_in(&t[i], L_NEG) ||
+            tok_in(&t[i], L_REFERENT) || tok_in(&t[i], L_NOT_NAME))
             continue;
         size_t e = i + 2;
-        if (e < nt && t[e].cap && t[e].kind == T_WORD && !tok_in(&t[e], STOP))
+        if (e < nt && t[e].cap && t[e].kind == T_WORD && !tok_in(&t[e], L_STOP))
             e++;
         int before = 0, after = 0;
         if (i >= 2 && tok_is(&t[i - 2], "name") && tok_is(&t[i - 1], "is"))
             before = 1;
         if (i >= 1 && punct(&t[i - 1], ':'))
             before = 1;
-        if (i >= 1 && tok_in(&t[i - 1], REFERENT))
+        if (i >= 1 && tok_in(&t[i - 1], L_REFERENT))
             before = 1;
-        if (e < nt && tok_in(&t[e], "born|lives|was|is|who"))
+        if (e < nt && tok_in(&t[e], L_NAME_AFTER))
             after = 1;
-        if (e + 1 < nt && punct(&t[e], ',') && tok_in(&t[e + 1], "born|date|dob|age|aged|lives|who|he|she|email|phone"))
+        if (e + 1 < nt && punct(&t[e], ',') && tok_in(&t[e + 1], L_NAME_AFTER_COMMA))
             after = 1;
-        if (i >= 1 && tok_in(&t[i - 1], "in|at|from|to|near"))
+        if (i >= 1 && tok_in(&t[i - 1], L_PLACE_PREP))
             continue; /* a place */
         if (!before && !after)
             continue;
@@ -1253,11 +1486,36 @@ static void han_secrets(lg_scope *sc, const char *s, size_t n)
 
 /* ==== Extraction ==== */
 
-static void build_person(lg_scope *sc, const char *text, size_t n);
+static void build_person(lg_scope *sc, const char *text, size_t n, int cjk);
+
+_Static_assert(LG_SCOPE_PHASH > 2 * LG_SCOPE_MAX_PHRASES, "the phrase set is never full");
 
 void lg_scope_reset(lg_scope *sc)
 {
-    memset(sc, 0, sizeof *sc);
+    /* The counts and the phrase set are at the front; the tables behind
+     * them are valid only below their counts, except the word table,
+     * whose used slots are freed here: 64 KiB need not be cleared for
+     * the few hundred bytes a request's system prompt fills. */
+    for (size_t i = 0; i < sc->nuw; i++)
+        sc->uw[sc->uw_used[i]].len = 0;
+    memset(sc, 0, offsetof(lg_scope, pre));
+}
+
+void lg_scope_set_reference(lg_scope *sc, int on)
+{
+    if (sc)
+        sc->ref = on != 0;
+}
+
+/* Any byte that can start a Han character (or any three-byte UTF-8
+ * character)?  Without one the Han passes can find nothing: every Han word
+ * they look for starts with such a byte. */
+static int has_cjk(const char *text, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)text[i] >= 0xE0)
+            return 1;
+    return 0;
 }
 
 int lg_scope_any(const lg_scope *sc)
@@ -1271,6 +1529,8 @@ int lg_scope_extract(lg_scope *sc, const char *text, size_t n)
         return LG_E_INVAL;
     if (sc->finished)
         return LG_E_STATE;
+    if (!sc->lex_built)
+        lex_build(sc);
     size_t room = LG_SCOPE_SYS_MAX - sc->sys_read;
     if (n > room)
         n = room;
@@ -1283,6 +1543,8 @@ int lg_scope_extract(lg_scope *sc, const char *text, size_t n)
     while (more) {
         tok x;
         more = next_tok(text, n, &pos, &x);
+        if (more)
+            classify(sc, &x);
         int end = !more || (x.kind == T_PUNCT && x.low[0] == '.' && nt > 0);
         if (more && !end) {
             if (x.kind == T_HAN)
@@ -1290,7 +1552,7 @@ int lg_scope_extract(lg_scope *sc, const char *text, size_t n)
             t[nt++] = x;
         }
         if (more && !end && !trig && x.kind == T_WORD)
-            trig = in_list(TRIGGER, x.low, x.len);
+            trig = tok_in(&x, L_TRIGGER);
         if (end || nt == LG_SCOPE_SENT_TOKENS) {
             english_names(sc, t, nt);
             if (trig) {
@@ -1301,21 +1563,16 @@ int lg_scope_extract(lg_scope *sc, const char *text, size_t n)
             trig = 0;
         }
     }
-    han_text(sc, text, n);
-    han_secrets(sc, text, n);
-    build_person(sc, text, n);
+    int cjk = sc->ref || has_cjk(text, n);
+    if (cjk) {
+        han_text(sc, text, n);
+        han_secrets(sc, text, n);
+    }
+    build_person(sc, text, n, cjk);
     return (int)sc->nrestr + (int)sc->nval + (int)sc->npeople;
 }
 
 /* ==== Word table ==== */
-
-static size_t hash(const char *s, size_t n)
-{
-    size_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
 
 /* Slot of word s in the table: its slot, or (add) a new one; LG_SCOPE_UNIQ
  * when absent (or the table is half full). */
@@ -1329,7 +1586,7 @@ static size_t uw_slot(lg_scope *sc, const char *s, size_t n, int add)
                 return LG_SCOPE_UNIQ;
             memcpy(u->s, s, n);
             u->len = (unsigned char)n;
-            sc->nuw++;
+            sc->uw_used[sc->nuw++] = (unsigned short)i;
             return i;
         }
         if (u->len == n && memcmp(u->s, s, n) == 0)
@@ -1396,6 +1653,124 @@ static int text_mentions(const char *text, size_t n, const char *group, int han)
     return 0;
 }
 
+/* ==== The matcher's index ==== */
+
+/* Bit of the prefilter for the first m bytes of a word, whose hash h
+ * (pre_step over those bytes) is given. */
+static unsigned pre_bit(unsigned h, size_t m)
+{
+    return (h + (unsigned)m * 0x9E37u) & (LG_SCOPE_PRE_BITS - 1);
+}
+
+static unsigned pre_step(unsigned h, unsigned char c)
+{
+    return h * 131u + c;
+}
+
+/* Can a word of the text, lower-cased as w[0..n), stem to a word of the
+ * table?  stem() keeps the first three bytes of what it keeps (it changes
+ * only bytes from the fourth on, and cuts), so the stem's first min(3,
+ * its length) bytes are w's, and the table word has the same: a clear bit
+ * for every such length rules the word out without stemming it. */
+static int pre_maybe(const lg_scope *sc, const char *w, size_t n)
+{
+    unsigned h = 0;
+    for (size_t m = 1; m <= 3 && m <= n; m++) {
+        h = pre_step(h, (unsigned char)w[m - 1]);
+        unsigned b = pre_bit(h, m);
+        if ((sc->pre_lens >> m & 1) && (sc->pre[b >> 3] >> (b & 7) & 1))
+            return 1;
+    }
+    return 0;
+}
+
+static unsigned han_bucket(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    return ((u[0] * 31u + u[1]) * 31u + u[2]) & (LG_SCOPE_HAN_HEADS - 1);
+}
+
+/* Index what lg_scope_match looks up per word or per character: the
+ * prefilter, the phrases and people of each word of the table, and the
+ * Han phrases by their first character. */
+static void build_index(lg_scope *sc)
+{
+    memset(sc->pre, 0, sizeof sc->pre);
+    sc->pre_lens = 0;
+    for (size_t i = 0; i < sc->nuw; i++) {
+        lg_scope_uw *u = &sc->uw[sc->uw_used[i]];
+        size_t m = u->len < 3 ? u->len : 3;
+        unsigned h = 0;
+        for (size_t k = 0; k < m; k++)
+            h = pre_step(h, (unsigned char)u->s[k]);
+        unsigned b = pre_bit(h, m);
+        sc->pre[b >> 3] |= (unsigned char)(1u << (b & 7));
+        sc->pre_lens |= (unsigned char)(1u << m);
+        u->people = 0;
+        u->nphw = 0;
+        u->ph0 = 0;
+    }
+    /* phrases per word, in phrase order: count, place, fill.  A phrase
+     * with a word that did not get a slot never matches: left out. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < sc->nph; i++) {
+            const lg_scope_phrase *ph = &sc->ph[i];
+            int full = !ph->w[0].han;
+            for (size_t k = 0; k < ph->nw; k++)
+                full &= ph->id[k] != LG_SCOPE_UNIQ;
+            for (size_t k = 0; full && k < ph->nw; k++) {
+                int seen = 0;
+                for (size_t j = 0; j < k; j++)
+                    seen |= ph->id[j] == ph->id[k];
+                if (seen)
+                    continue;
+                lg_scope_uw *u = &sc->uw[ph->id[k]];
+                if (pass)
+                    sc->phw[u->ph0 + u->nphw] = (unsigned char)i;
+                u->nphw++;
+            }
+        }
+        if (pass)
+            break;
+        size_t at = 0;
+        for (size_t i = 0; i < sc->nuw; i++) {
+            lg_scope_uw *u = &sc->uw[sc->uw_used[i]];
+            u->ph0 = (unsigned short)at;
+            at += u->nphw;
+            u->nphw = 0;
+        }
+    }
+    for (size_t p = 0; p < sc->npeople; p++) {
+        const lg_scope_person *pe = &sc->people[p];
+        for (size_t k = 0; k < pe->nref; k++)
+            if (pe->ref_id[k] != LG_SCOPE_UNIQ && !pe->ref[k].han)
+                sc->uw[pe->ref_id[k]].people |= (unsigned char)(1u << (2 * p));
+        for (size_t k = 0; k < pe->nattr; k++)
+            if (pe->attr_id[k] != LG_SCOPE_UNIQ && !pe->attr[k].han)
+                sc->uw[pe->attr_id[k]].people |= (unsigned char)(1u << (2 * p + 1));
+    }
+    memset(sc->han_lead, 0, sizeof sc->han_lead);
+    memset(sc->han_head, 0xFF, sizeof sc->han_head);
+    sc->nhan = 0;
+    sc->han_short = 0;
+    for (size_t i = 0; i < sc->nph; i++) {
+        const lg_scope_word *w = &sc->ph[i].w[0];
+        if (!w->han)
+            continue;
+        if (w->len < 3)
+            sc->han_short = 1;
+        size_t j = sc->nhan++;
+        sc->han_ph[j] = (unsigned char)i;
+        if (w->len < 3)
+            continue;
+        unsigned char c = (unsigned char)w->s[0];
+        sc->han_lead[c >> 3] |= (unsigned char)(1u << (c & 7));
+        unsigned b = han_bucket(w->s);
+        sc->han_next[j] = sc->han_head[b];
+        sc->han_head[b] = (unsigned char)j;
+    }
+}
+
 void lg_scope_finish(lg_scope *sc)
 {
     if (sc->finished)
@@ -1435,13 +1810,14 @@ void lg_scope_finish(lg_scope *sc)
         for (size_t k = 0; k < p->nattr; k++)
             p->attr_id[k] = word_id(sc, &p->attr[k]);
     }
+    build_index(sc);
 }
 
 /* The protected person, once a system text bans revealing personal
  * information: the names seen so far, the usual referents (user,
  * customer, patient, ...) and every attribute group this system text
  * mentions.  Called at the end of each lg_scope_extract. */
-static void build_person(lg_scope *sc, const char *text, size_t n)
+static void build_person(lg_scope *sc, const char *text, size_t n, int cjk)
 {
     if (!sc->person_ban || sc->npeople)
         return;
@@ -1450,10 +1826,25 @@ static void build_person(lg_scope *sc, const char *text, size_t n)
     for (size_t i = 0; i < sc->nnames && p->nref < LG_SCOPE_PERSON_TERMS; i++)
         p->ref[p->nref++] = sc->names[i];
     add_terms(p->ref, &p->nref, REFERENT, 0);
-    for (size_t g = 0; ATTR_GROUPS[g]; g++)
-        if (text_mentions(text, n, ATTR_GROUPS[g], 0))
-            add_terms(p->attr, &p->nattr, ATTR_GROUPS[g], 0);
-    for (size_t g = 0; ATTR_GROUPS_HAN[g]; g++)
+    unsigned groups = 0; /* bit g: the text mentions attribute group g */
+    if (lex_ok(sc)) {
+        size_t pos = 0;
+        tok x;
+        while (next_tok(text, n, &pos, &x)) {
+            classify(sc, &x);
+            for (int g = 0; g < NATTR; g++)
+                if (tok_in(&x, L_ATTR + g))
+                    groups |= 1u << g;
+        }
+    } else {
+        for (int g = 0; g < NATTR; g++)
+            if (text_mentions(text, n, LISTS[L_ATTR + g], 0))
+                groups |= 1u << g;
+    }
+    for (int g = 0; g < NATTR; g++)
+        if (groups >> g & 1)
+            add_terms(p->attr, &p->nattr, LISTS[L_ATTR + g], 0);
+    for (size_t g = 0; cjk && ATTR_GROUPS_HAN[g]; g++)
         if (text_mentions(text, n, ATTR_GROUPS_HAN[g], 1))
             add_terms(p->attr, &p->nattr, ATTR_GROUPS_HAN[g], 1);
     if (!p->nattr)
@@ -1478,6 +1869,31 @@ static int is_my(const char *w, size_t n)
 /* Han phrase: every word within HAN_WIN bytes of the first one's
  * occurrence; a secret name also needs an asking word near and no 我 just
  * before it. */
+/* Does the occurrence of ph's first word at s + at count? */
+static int han_try(const lg_scope_phrase *ph, const char *s, size_t n, size_t at, lg_scope_hit *hit)
+{
+    size_t lo = at > HAN_WIN ? at - HAN_WIN : 0;
+    size_t hi = at + ph->w[0].len + HAN_WIN < n ? at + ph->w[0].len + HAN_WIN : n;
+    int ok = 1;
+    for (size_t k = 1; k < ph->nw && ok; k++)
+        ok = memmem(s + lo, hi - lo, ph->w[k].s, ph->w[k].len) != NULL;
+    if (ok && ph->secret) {
+        ok = contains_any(s + lo, hi - lo, HAN_ASK);
+        size_t b = at > 15 ? at - 15 : 0;
+        if (memmem(s + b, at - b, "我的", 6) || memmem(s + b, at - b, "自己", 6) ||
+            memmem(s + b, at - b, "我們的", 9) || memmem(s + b, at - b, "我们的", 9))
+            ok = 0;
+    }
+    if (ok) {
+        hit->start = at;
+        hit->end = at + ph->w[0].len;
+        hit->restr = ph->restr;
+    }
+    return ok;
+}
+
+/* The plain search: each occurrence of the first word (left to right, not
+ * overlapping, at most HAN_TRIES) until one counts. */
 static int han_phrase(const lg_scope_phrase *ph, const char *s, size_t n, lg_scope_hit *hit)
 {
     const char *p = s, *end = s + n;
@@ -1485,28 +1901,58 @@ static int han_phrase(const lg_scope_phrase *ph, const char *s, size_t n, lg_sco
         p = memmem(p, (size_t)(end - p), ph->w[0].s, ph->w[0].len);
         if (!p)
             return 0;
-        size_t at = (size_t)(p - s);
-        size_t lo = at > HAN_WIN ? at - HAN_WIN : 0;
-        size_t hi = at + ph->w[0].len + HAN_WIN < n ? at + ph->w[0].len + HAN_WIN : n;
-        int ok = 1;
-        for (size_t k = 1; k < ph->nw && ok; k++)
-            ok = memmem(s + lo, hi - lo, ph->w[k].s, ph->w[k].len) != NULL;
-        if (ok && ph->secret) {
-            ok = contains_any(s + lo, hi - lo, HAN_ASK);
-            size_t b = at > 15 ? at - 15 : 0;
-            if (memmem(s + b, at - b, "我的", 6) || memmem(s + b, at - b, "自己", 6) ||
-                memmem(s + b, at - b, "我們的", 9) || memmem(s + b, at - b, "我们的", 9))
-                ok = 0;
-        }
-        if (ok) {
-            hit->start = at;
-            hit->end = at + ph->w[0].len;
-            hit->restr = ph->restr;
+        if (han_try(ph, s, n, (size_t)(p - s), hit))
             return 1;
-        }
         p += ph->w[0].len;
     }
     return 0;
+}
+
+/* What the plain searches find, phrase after phrase (the first phrase
+ * with an occurrence that counts wins), in one pass over the text for all
+ * of them: at each byte that can start a Han phrase, the phrases starting
+ * with its character are compared, each seeing the same occurrences as
+ * its plain search would (han_from skips the overlapping ones, han_tries
+ * counts).  A phrase after the best so far is not looked at again. */
+static int han_scan(lg_scope *sc, const char *s, size_t n, lg_scope_hit *hit)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t j = 0; j < sc->nhan; j++) {
+        sc->han_tries[j] = 0;
+        sc->han_from[j] = 0;
+    }
+    size_t best = sc->nhan;
+    for (size_t at = 0; at + 3 <= n && best; at++) {
+        /* eight bytes of ASCII at a time: no Han character starts there */
+        while (at + 8 <= n) {
+            unsigned long long w8;
+            memcpy(&w8, s + at, 8);
+            if (w8 & 0x8080808080808080ull)
+                break;
+            at += 8;
+        }
+        if (at + 3 > n)
+            break;
+        if (!(sc->han_lead[u[at] >> 3] >> (u[at] & 7) & 1))
+            continue;
+        for (unsigned j = sc->han_head[han_bucket(s + at)]; j != 0xFF; j = sc->han_next[j]) {
+            if (j >= best || at < sc->han_from[j] || sc->han_tries[j] >= HAN_TRIES)
+                continue;
+            const lg_scope_phrase *ph = &sc->ph[sc->han_ph[j]];
+            size_t wl = ph->w[0].len;
+            if (wl > n - at || ph->w[0].s[1] != s[at + 1] || ph->w[0].s[2] != s[at + 2] ||
+                memcmp(s + at, ph->w[0].s, wl) != 0)
+                continue;
+            sc->han_tries[j]++;
+            sc->han_from[j] = (unsigned)(at + wl);
+            lg_scope_hit h;
+            if (han_try(ph, s, n, at, &h)) {
+                best = j;
+                *hit = h;
+            }
+        }
+    }
+    return best < sc->nhan;
 }
 
 static int han_person(const lg_scope_person *pe, const char *s, size_t n, lg_scope_hit *hit)
@@ -1561,33 +2007,116 @@ static int value_hit(const lg_scope_value *v, const char *s, size_t n, lg_scope_
     return 1;
 }
 
-int lg_scope_match(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
+/* The next word at or after *pos: the next T_WORD token next_tok would
+ * return, the others skipped (matching looks at words only).  The same
+ * bytes make the same word; what differs is speed: ASCII, most of a text,
+ * is looked up in a table instead of being measured as UTF-8.  Sets s, e,
+ * len, low and kind. */
+static int next_word(const char *text, size_t n, size_t *pos, tok *t)
 {
-    if (!sc || (!text && n) || !hit)
-        return 0;
-    if (!sc->finished)
-        lg_scope_finish(sc);
-    if (!lg_scope_any(sc) || !n)
-        return 0;
-    if (n > 0xFFFFFFFFu)
-        n = 0xFFFFFFFFu; /* the word table's positions are 32-bit */
-    for (size_t i = 0; i < sc->nval; i++)
-        if (value_hit(&sc->val[i], text, n, hit))
-            return 1;
-    for (size_t i = 0; i < sc->nph; i++)
-        if (sc->ph[i].w[0].han && han_phrase(&sc->ph[i], text, n, hit))
-            return 1;
-    for (size_t i = 0; i < sc->npeople; i++)
-        if (han_person(&sc->people[i], text, n, hit))
-            return 1;
-    if (!sc->nuw)
-        return 0;
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = *pos;
+    /* A word starts at an ASCII letter or digit, or at a two-byte letter;
+     * nothing inside a multi-byte character is either, so stepping a byte
+     * at a time finds the starts next_tok finds stepping a character. */
+    for (;; i++) {
+        if (i >= n)
+            return 0;
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            if (alnum(c))
+                break;
+        } else if (c >= 0xC3 && c <= 0xD3 && letter2(s + i, u8len(s + i, n - i))) {
+            break;
+        }
+    }
+    size_t j = i, k = 0, step;
+    for (;;) {
+        /* the run of ASCII letters and digits here, then word_step for
+         * what may continue the word (or not) */
+        while (j < n && alnum(s[j])) {
+            if (k < LG_SCOPE_WORD)
+                t->low[k++] = (char)(s[j] | 32); /* lower case; digits have the bit */
+            j++;
+        }
+        /* only these bytes can continue a word past the run */
+        if (j >= n || !(s[j] == '\'' || s[j] == '-' || s[j] >= 0x80) ||
+            !(step = word_step(s, n, i, j, t->low, &k)))
+            break;
+        j += step;
+    }
+    t->kind = T_WORD;
+    t->s = i;
+    t->e = j;
+    t->len = (unsigned char)k;
+    *pos = j;
+    return 1;
+}
+
+/* Does phrase ph match now, at word wi (token x) of the text? */
+static int phrase_at(const lg_scope *sc, const lg_scope_phrase *ph, size_t wi, const tok *x,
+                     const size_t prev[3], lg_scope_hit *hit)
+{
+    size_t lo = x->s;
+    int ok = 1;
+    for (size_t k = 0; k < ph->nw && ok; k++) {
+        if (ph->id[k] == LG_SCOPE_UNIQ) {
+            ok = 0;
+            break;
+        }
+        const lg_scope_uw *o = &sc->uw[ph->id[k]];
+        ok = o->last && wi - o->last < WINDOW;
+        if (ok && o->start < lo)
+            lo = o->start;
+    }
+    if (ok && ph->secret && (prev[0] || prev[1] || prev[2]))
+        ok = 0;
+    if (ok) {
+        hit->start = lo;
+        hit->end = x->e;
+        hit->restr = ph->restr;
+    }
+    return ok;
+}
+
+struct person_seen {
+    size_t ref_last, attr_last;   /* 1 + word index of the last name or referent, attribute */
+    size_t ref_start, attr_start; /* where they start ("Jane Smith" starts at Jane) */
+};
+
+/* Word wi (token x) is a name or referent (isref) or attribute (isattr)
+ * of person pe: is one now near the other? */
+static int person_at(const lg_scope_person *pe, struct person_seen *ps, int isref, int isattr,
+                     size_t wi, const tok *x, lg_scope_hit *hit)
+{
+    if (isref) {
+        if (ps->ref_last + 1 != wi) /* "Jane Smith" starts at Jane */
+            ps->ref_start = x->s;
+        ps->ref_last = wi;
+    }
+    if (isattr) {
+        ps->attr_last = wi;
+        ps->attr_start = x->s;
+    }
+    if ((isref || isattr) && ps->ref_last && ps->attr_last && ps->ref_last != ps->attr_last &&
+        (wi - ps->ref_last < PWINDOW) && (wi - ps->attr_last < PWINDOW)) {
+        hit->start = ps->ref_start < ps->attr_start ? ps->ref_start : ps->attr_start;
+        hit->end = x->e;
+        hit->restr = pe->restr;
+        return 1;
+    }
+    return 0;
+}
+
+/* The Latin words: the plain loop, every token stemmed and looked up,
+ * every phrase and person asked. */
+static int latin_plain(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
+{
     for (size_t i = 0; i < LG_SCOPE_UNIQ; i++)
         sc->uw[i].last = 0;
     size_t pos = 0, wi = 0;
     size_t prev[3] = { 0, 0, 0 }; /* were the last three words "my"? (bit) */
-    size_t ref_last[LG_SCOPE_MAX_PEOPLE] = { 0 }, attr_last[LG_SCOPE_MAX_PEOPLE] = { 0 };
-    size_t ref_start[LG_SCOPE_MAX_PEOPLE] = { 0 }, attr_start[LG_SCOPE_MAX_PEOPLE] = { 0 };
+    struct person_seen ps[LG_SCOPE_MAX_PEOPLE] = { 0 };
     tok x;
     while (next_tok(text, n, &pos, &x)) {
         if (x.kind != T_WORD)
@@ -1610,28 +2139,8 @@ int lg_scope_match(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
                 int has = 0;
                 for (size_t k = 0; k < ph->nw; k++)
                     has |= ph->id[k] == id;
-                if (!has)
-                    continue;
-                size_t lo = x.s;
-                int ok = 1;
-                for (size_t k = 0; k < ph->nw && ok; k++) {
-                    if (ph->id[k] == LG_SCOPE_UNIQ) {
-                        ok = 0;
-                        break;
-                    }
-                    const lg_scope_uw *o = &sc->uw[ph->id[k]];
-                    ok = o->last && wi - o->last < WINDOW;
-                    if (ok && o->start < lo)
-                        lo = o->start;
-                }
-                if (ok && ph->secret && (prev[0] || prev[1] || prev[2]))
-                    ok = 0;
-                if (ok) {
-                    hit->start = lo;
-                    hit->end = x.e;
-                    hit->restr = ph->restr;
+                if (has && phrase_at(sc, ph, wi, &x, prev, hit))
                     return 1;
-                }
             }
             for (size_t p = 0; p < sc->npeople; p++) {
                 const lg_scope_person *pe = &sc->people[p];
@@ -1640,21 +2149,47 @@ int lg_scope_match(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
                     isref |= pe->ref_id[k] == id && !pe->ref[k].han;
                 for (size_t k = 0; k < pe->nattr; k++)
                     isattr |= pe->attr_id[k] == id && !pe->attr[k].han;
-                if (isref) {
-                    if (ref_last[p] + 1 != wi) /* "Jane Smith" starts at Jane */
-                        ref_start[p] = x.s;
-                    ref_last[p] = wi;
-                }
-                if (isattr) {
-                    attr_last[p] = wi;
-                    attr_start[p] = x.s;
-                }
-                if ((isref || isattr) && ref_last[p] && attr_last[p] && ref_last[p] != attr_last[p] &&
-                    (wi - ref_last[p] < PWINDOW) && (wi - attr_last[p] < PWINDOW)) {
-                    hit->start = ref_start[p] < attr_start[p] ? ref_start[p] : attr_start[p];
-                    hit->end = x.e;
-                    hit->restr = pe->restr;
+                if (person_at(pe, &ps[p], isref, isattr, wi, &x, hit))
                     return 1;
+            }
+        }
+        prev[2] = prev[1];
+        prev[1] = prev[0];
+        prev[0] = (size_t)mine;
+    }
+    return 0;
+}
+
+/* The same, fast: words the prefilter rules out are not stemmed, and a
+ * word of the table asks only its own phrases (uw.ph0) and people
+ * (uw.people), in the same order. */
+static int latin_fast(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
+{
+    for (size_t i = 0; i < sc->nuw; i++)
+        sc->uw[sc->uw_used[i]].last = 0;
+    size_t pos = 0, wi = 0;
+    size_t prev[3] = { 0, 0, 0 };
+    struct person_seen ps[LG_SCOPE_MAX_PEOPLE] = { 0 };
+    tok x;
+    while (next_word(text, n, &pos, &x)) {
+        wi++;
+        int mine = x.len >= 2 && x.len <= 4 && is_my(x.low, x.len);
+        if (pre_maybe(sc, x.low, x.len)) {
+            char b[LG_SCOPE_WORD];
+            memcpy(b, x.low, x.len);
+            size_t bl = stem(b, x.len);
+            size_t slot = uw_slot(sc, b, bl, 0);
+            if (slot != LG_SCOPE_UNIQ) {
+                lg_scope_uw *u = &sc->uw[slot];
+                u->last = (unsigned)wi;
+                u->start = (unsigned)x.s;
+                for (size_t k = u->ph0; k < (size_t)u->ph0 + u->nphw; k++)
+                    if (phrase_at(sc, &sc->ph[sc->phw[k]], wi, &x, prev, hit))
+                        return 1;
+                for (size_t p = 0; u->people && p < sc->npeople; p++) {
+                    int isref = u->people >> (2 * p) & 1, isattr = u->people >> (2 * p + 1) & 1;
+                    if ((isref || isattr) && person_at(&sc->people[p], &ps[p], isref, isattr, wi, &x, hit))
+                        return 1;
                 }
             }
         }
@@ -1663,6 +2198,34 @@ int lg_scope_match(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
         prev[0] = (size_t)mine;
     }
     return 0;
+}
+
+int lg_scope_match(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hit)
+{
+    if (!sc || (!text && n) || !hit)
+        return 0;
+    if (!sc->finished)
+        lg_scope_finish(sc);
+    if (!lg_scope_any(sc) || !n)
+        return 0;
+    if (n > 0xFFFFFFFFu)
+        n = 0xFFFFFFFFu; /* the word table's positions are 32-bit */
+    for (size_t i = 0; i < sc->nval; i++)
+        if (value_hit(&sc->val[i], text, n, hit))
+            return 1;
+    if (sc->ref || sc->han_short) {
+        for (size_t i = 0; i < sc->nph; i++)
+            if (sc->ph[i].w[0].han && han_phrase(&sc->ph[i], text, n, hit))
+                return 1;
+    } else if (sc->nhan && han_scan(sc, text, n, hit)) {
+        return 1;
+    }
+    for (size_t i = 0; i < sc->npeople; i++)
+        if (han_person(&sc->people[i], text, n, hit))
+            return 1;
+    if (!sc->nuw)
+        return 0;
+    return sc->ref ? latin_plain(sc, text, n, hit) : latin_fast(sc, text, n, hit);
 }
 
 /* ==== The engine's step ==== */

@@ -48,15 +48,28 @@
  * bytes of system text are read (sentences over LG_SCOPE_SENT_TOKENS tokens
  * are read in pieces); at most LG_SCOPE_MAX_PHRASES topic phrases,
  * LG_SCOPE_MAX_PEOPLE people and LG_SCOPE_MAX_VALUES values are kept (more
- * are counted in `dropped`); matching is linear in the text (one hash probe
- * per word, Han terms by memmem with a bounded number of occurrences tried)
- * and stops at the first hit.
+ * are counted in `dropped`); matching is linear in the text and stops at
+ * the first hit: one pass for the Latin words (a word whose first bytes no
+ * restricted word has is skipped at once, the others are stemmed and
+ * looked up: one hash probe) and one for all Han terms (indexed by their
+ * first character; a bounded number of occurrences tried per term).
  *
- * Ownership: lg_scope is a caller-owned struct (about 64 KiB: allocate it,
+ * Cost: the check runs on every request with a system prompt, so it is
+ * built to be cheap (README, Performance): the word lists are one table
+ * (built on the first extract, kept by lg_scope_reset), Han passes are
+ * skipped for text without CJK bytes, and lg_conn reads a connection's
+ * system prompt again only when it changed.  Each fast path has a plain
+ * twin (lg_scope_set_reference) that tests and the fuzz target compare it
+ * with.
+ *
+ * Ownership: lg_scope is a caller-owned struct (about 100 KiB: allocate it,
  * or embed it in something allocated, rather than put it on a small stack),
- * zero-filled or lg_scope_reset before the first extract.  It holds copies,
- * no pointers into the texts, and nothing to free.  lg_scope_match writes
- * scratch state into it, so one lg_scope serves one thread at a time. */
+ * zero-filled before its first use and lg_scope_reset between requests
+ * (reusing one is cheaper than zero-filling a new one: the word lists'
+ * table is kept).  It holds copies, no pointers into the texts (its own
+ * tables point only into scope.c's constant lists), and nothing to free.
+ * lg_scope_match writes scratch state into it, so one lg_scope serves one
+ * thread at a time. */
 #ifndef LG_SCOPE_H
 #define LG_SCOPE_H
 
@@ -112,34 +125,84 @@ typedef struct lg_scope_value {
 typedef struct lg_scope_uw {    /* one distinct Latin word of every phrase and person */
     char s[LG_SCOPE_WORD];      /* stem */
     unsigned char len;          /* 0: free slot */
+    unsigned char people;       /* bit 2p: a name or referent of person p, bit 2p+1: an attribute */
+    unsigned short ph0, nphw;   /* the phrases with this word: phw[ph0 .. ph0 + nphw), in order */
     unsigned last;              /* scratch for lg_scope_match: 1 + word index where last seen, 0 never */
     unsigned start;             /* scratch: byte offset where last seen (texts under 4 GiB) */
 } lg_scope_uw;
 
+/* One word of the extraction's word lists (scope.c), and the lists it is
+ * in: a bit per list (the lists' order is scope.c's). */
+#define LG_SCOPE_LEXW 15          /* bytes of the longest list word or lexicon key stem */
+#define LG_SCOPE_LEX_WORDS 768    /* distinct words over all lists */
+#define LG_SCOPE_LEX_SLOTS 2048   /* hash slots for them (a power of two) */
+typedef struct lg_scope_lexword {
+    unsigned long long m[2];    /* membership bits */
+    unsigned char len;          /* bytes used in s */
+    char s[LG_SCOPE_LEXW];      /* the word, lower case; not NUL-terminated */
+} lg_scope_lexword;
+
+#define LG_SCOPE_PHASH 512        /* hash slots for phrases (a power of two over 2 * MAX_PHRASES) */
+#define LG_SCOPE_PRE_BITS 4096    /* the matcher's prefilter bitmap */
+#define LG_SCOPE_HAN_HEADS 64     /* hash buckets of Han phrases by their first character */
+
 typedef struct lg_scope {
-    lg_scope_phrase ph[LG_SCOPE_MAX_PHRASES];   /* topic phrases */
-    size_t nph;
-    lg_scope_person people[LG_SCOPE_MAX_PEOPLE]; /* protected people */
-    size_t npeople;
-    lg_scope_value val[LG_SCOPE_MAX_VALUES];    /* protected secret values */
-    size_t nval;
-    char what[LG_SCOPE_MAX_RESTR][48];          /* each restriction in words, NUL-terminated, for tools */
-    size_t nrestr;
+    /* ==== The restrictions: lg_scope_reset empties them (sets the counts
+     * to 0: entries past a count are stale, never read) ==== */
+    size_t nph, npeople, nval, nrestr; /* entries used in ph, people, val, what */
     size_t dropped;             /* phrases, people, values or restrictions over the limits */
     int ban_reveal;             /* internal: the system text forbids revealing or sharing */
-    lg_scope_value pending[LG_SCOPE_MAX_VALUES]; /* internal: secret values waiting for such a ban */
-    lg_scope_word pending_noun[LG_SCOPE_MAX_VALUES][2]; /* internal: the secret's name ("secret code") */
-    size_t npending;            /* internal */
+    size_t npending;            /* internal: entries in pending and pending_noun */
     int person_ban;             /* internal: personal information is protected */
-    lg_scope_word names[LG_SCOPE_PERSON_TERMS]; /* internal: name words seen in the system text */
-    size_t nnames;              /* internal */
-    lg_scope_uw uw[LG_SCOPE_UNIQ]; /* word table (open addressing), built by lg_scope_finish */
-    size_t nuw;
+    size_t nnames;              /* internal: entries in names */
+    size_t nuw;                 /* words in uw (their slots are uw_used[0 .. nuw)) */
     size_t sys_read;            /* internal: bytes of system text read so far */
     int finished;               /* lg_scope_finish ran; extract after it is refused */
+    unsigned short phash[LG_SCOPE_PHASH]; /* internal: the phrases by hash (1 + index, 0 free), so
+                                             that a repeated one is found without a scan */
+    /* ==== Built by lg_scope_finish for lg_scope_match (internal) ==== */
+    unsigned char pre[LG_SCOPE_PRE_BITS / 8]; /* words' first 1..3 bytes (hashed): a word
+                                                 of the text whose bit is clear is in no phrase */
+    unsigned char pre_lens;     /* bit m: a word of the table has min(3, length) == m */
+    unsigned char han_short;    /* a Han phrase's first word is under 3 bytes: no index, plain search */
+    unsigned char han_lead[32]; /* first bytes of Han phrases' first words */
+    unsigned char han_head[LG_SCOPE_HAN_HEADS]; /* first Han phrase per bucket (index into han_ph), 0xFF none */
+    unsigned char han_next[LG_SCOPE_MAX_PHRASES]; /* next in the same bucket, 0xFF none */
+    unsigned char han_ph[LG_SCOPE_MAX_PHRASES];   /* the Han phrases (index into ph), in order */
+    size_t nhan;                /* entries in han_ph */
+    unsigned char phw[LG_SCOPE_MAX_PHRASES * LG_SCOPE_MAX_WORDS]; /* phrases per word (lg_scope_uw.ph0) */
+    unsigned short uw_used[LG_SCOPE_UNIQ / 2]; /* the slots of uw in use */
+    unsigned short han_tries[LG_SCOPE_MAX_PHRASES]; /* scratch: occurrences tried per Han phrase */
+    unsigned han_from[LG_SCOPE_MAX_PHRASES];      /* scratch: where its next occurrence may start */
+    /* ==== Tables whose entries are valid only below their counts ==== */
+    lg_scope_phrase ph[LG_SCOPE_MAX_PHRASES];   /* topic phrases */
+    lg_scope_person people[LG_SCOPE_MAX_PEOPLE]; /* protected people */
+    lg_scope_value val[LG_SCOPE_MAX_VALUES];    /* protected secret values */
+    char what[LG_SCOPE_MAX_RESTR][48];          /* each restriction in words, NUL-terminated, for tools */
+    lg_scope_value pending[LG_SCOPE_MAX_VALUES]; /* internal: secret values waiting for such a ban */
+    lg_scope_word pending_noun[LG_SCOPE_MAX_VALUES][2]; /* internal: the secret's name ("secret code") */
+    lg_scope_word names[LG_SCOPE_PERSON_TERMS]; /* internal: name words seen in the system text */
+    lg_scope_uw uw[LG_SCOPE_UNIQ]; /* word table (open addressing), built by lg_scope_finish;
+                                      slots not in uw_used are free (len 0) */
+    /* ==== Kept by lg_scope_reset ==== */
+    int ref;                    /* test-only: the plain paths (lg_scope_set_reference) */
+    int lex_built;              /* lex and lex_slot are built (on the first extract) */
+    size_t nlex;                /* entries in lex; > LG_SCOPE_LEX_WORDS: a list did not fit, plain path */
+    unsigned short lex_slot[LG_SCOPE_LEX_SLOTS]; /* 1 + index into lex, 0 free */
+    lg_scope_lexword lex[LG_SCOPE_LEX_WORDS];    /* the word lists as one table */
 } lg_scope;
 
-/* Empty sc (same as zero-filling it). */
+/* Test-only: with on != 0, sc uses the plain paths: word lists searched
+ * as strings, every Han term searched over the whole text, every word
+ * stemmed and looked up, the phrase dedup a linear scan.  The results must
+ * be identical, only slower.  Kept by lg_scope_reset. */
+void lg_scope_set_reference(lg_scope *sc, int on);
+
+/* Empty sc of restrictions, for the next request's system texts.  sc must
+ * have been zero-filled once (a zero-filled lg_scope is empty; reset reads
+ * its counts).  Cheap: it clears counts and the word-table slots in use,
+ * and keeps the word lists' table (built on the first extract) and the
+ * reference switch. */
 void lg_scope_reset(lg_scope *sc);
 
 /* Read one system text (call once per system text of the request, in

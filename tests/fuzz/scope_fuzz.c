@@ -9,7 +9,9 @@
  * - a hit lies inside the text, is non-empty, and names a restriction;
  * - matching is deterministic: the same text matches the same way twice,
  *   and a fresh scope read from the same system prompt agrees;
- * - a protected secret value, written out alone, is found. */
+ * - a protected secret value, written out alone, is found;
+ * - the fast paths agree with the plain ones (lg_scope_set_reference):
+ *   the same restrictions read, in the same order, and the same hit. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +21,7 @@
 #include "fuzz_util.h"
 #include "scope.h"
 
-static lg_scope a, b; /* large: static rather than on the stack */
+static lg_scope a, b, r; /* large: static rather than on the stack */
 
 static void check_word(const lg_scope_word *w)
 {
@@ -63,6 +65,45 @@ static void check_tables(const lg_scope *sc)
         CHECK(memchr(sc->what[i], '\0', sizeof sc->what[i]) != NULL);
 }
 
+static int same_word(const lg_scope_word *x, const lg_scope_word *y)
+{
+    return x->len == y->len && x->han == y->han && memcmp(x->s, y->s, x->len) == 0;
+}
+
+/* The restrictions x and y read are the same, entry for entry. */
+static void check_same(const lg_scope *x, const lg_scope *y)
+{
+    CHECK(x->nph == y->nph && x->npeople == y->npeople && x->nval == y->nval);
+    CHECK(x->nrestr == y->nrestr && x->dropped == y->dropped && x->nuw == y->nuw);
+    for (size_t i = 0; i < x->nph; i++) {
+        const lg_scope_phrase *p = &x->ph[i], *q = &y->ph[i];
+        CHECK(p->nw == q->nw && p->secret == q->secret && p->restr == q->restr);
+        for (size_t k = 0; k < p->nw; k++)
+            CHECK(same_word(&p->w[k], &q->w[k]) && p->id[k] == q->id[k]);
+    }
+    for (size_t i = 0; i < x->npeople; i++) {
+        const lg_scope_person *p = &x->people[i], *q = &y->people[i];
+        CHECK(p->nref == q->nref && p->nattr == q->nattr && p->restr == q->restr);
+        for (size_t k = 0; k < p->nref; k++)
+            CHECK(same_word(&p->ref[k], &q->ref[k]));
+        for (size_t k = 0; k < p->nattr; k++)
+            CHECK(same_word(&p->attr[k], &q->attr[k]));
+    }
+    for (size_t i = 0; i < x->nval; i++)
+        CHECK(x->val[i].len == y->val[i].len && x->val[i].restr == y->val[i].restr &&
+              memcmp(x->val[i].s, y->val[i].s, x->val[i].len) == 0);
+    for (size_t i = 0; i < x->nrestr; i++)
+        CHECK(strcmp(x->what[i], y->what[i]) == 0);
+}
+
+/* The same verdict: both match or neither, on the same span and restriction. */
+static void check_same_hit(int m1, const lg_scope_hit *h1, int m2, const lg_scope_hit *h2)
+{
+    CHECK(m1 == m2);
+    if (m1)
+        CHECK(h1->start == h2->start && h1->end == h2->end && h1->restr == h2->restr);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -102,6 +143,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (m1)
         CHECK(h1.start == h2.start && h1.end == h2.end);
 
+    /* the plain paths read and match the same; a is reset (not zeroed)
+     * first, as lg_conn reuses its scope */
+    lg_scope_set_reference(&r, 1);
+    lg_scope_reset(&r);
+    CHECK(lg_scope_extract(&r, sys, sn) >= 0);
+    lg_scope_finish(&r);
+    check_same(&a, &r);
+    m2 = lg_scope_match(&r, text, tn, &h2);
+    check_same_hit(m1, &h1, m2, &h2);
+    /* and on the system prompt itself, which has every restricted word */
+    m1 = lg_scope_match(&a, sys, sn, &h1);
+    m2 = lg_scope_match(&r, sys, sn, &h2);
+    check_same_hit(m1, &h1, m2, &h2);
+
     /* a protected value is found in a text that is just the value */
     for (size_t i = 0; i < a.nval; i++) {
         lg_scope_hit h;
@@ -117,7 +172,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(b.sys_read == (sn < LG_SCOPE_SYS_MAX ? sn : LG_SCOPE_SYS_MAX));
     lg_scope_finish(&b);
     check_tables(&b);
-    if (lg_scope_match(&b, text, tn, &h2))
-        CHECK(h2.start < h2.end && h2.end <= tn);
+    m1 = lg_scope_match(&b, text, tn, &h1);
+    if (m1)
+        CHECK(h1.start < h1.end && h1.end <= tn);
+    lg_scope_reset(&r);
+    CHECK(lg_scope_extract(&r, sys, cut) >= 0);
+    CHECK(lg_scope_extract(&r, sys + cut, sn - cut) >= 0);
+    lg_scope_finish(&r);
+    check_same(&b, &r);
+    m2 = lg_scope_match(&r, text, tn, &h2);
+    check_same_hit(m1, &h1, m2, &h2);
     return 0;
 }

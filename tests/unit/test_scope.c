@@ -355,6 +355,132 @@ Test(scope, no_read_past_the_end)
     munmap(m, 2 * page);
 }
 
+/* ==== The fast paths against the plain ones ==== */
+
+static void expect_same_hit(lg_scope *fast, lg_scope *plain, const char *text, size_t n, const char *what)
+{
+    lg_scope_hit a = { 0 }, b = { 0 };
+    int ma = lg_scope_match(fast, text, n, &a), mb = lg_scope_match(plain, text, n, &b);
+    cr_expect_eq(ma, mb, "%s: fast %d, plain %d", what, ma, mb);
+    if (ma && mb)
+        cr_expect(a.start == b.start && a.end == b.end && a.restr == b.restr,
+                  "%s: fast [%zu, %zu) r%d, plain [%zu, %zu) r%d", what, a.start, a.end, a.restr,
+                  b.start, b.end, b.restr);
+}
+
+/* What the lg_scope_reset'ed scope of a connection reads, against a fresh
+ * plain one: the same phrases, people and values in the same order. */
+static void expect_same_tables(const lg_scope *a, const lg_scope *b, const char *what)
+{
+    cr_expect(a->nph == b->nph && a->npeople == b->npeople && a->nval == b->nval &&
+                  a->nrestr == b->nrestr && a->dropped == b->dropped && a->nuw == b->nuw,
+              "%s: counts differ", what);
+    for (size_t i = 0; i < a->nph && i < b->nph; i++) {
+        const lg_scope_phrase *p = &a->ph[i], *q = &b->ph[i];
+        int same = p->nw == q->nw && p->secret == q->secret && p->restr == q->restr;
+        for (size_t k = 0; same && k < p->nw; k++)
+            same = p->w[k].len == q->w[k].len && p->w[k].han == q->w[k].han &&
+                   !memcmp(p->w[k].s, q->w[k].s, p->w[k].len) && p->id[k] == q->id[k];
+        cr_expect(same, "%s: phrase %zu differs", what, i);
+    }
+    for (size_t i = 0; i < a->nrestr && i < b->nrestr; i++)
+        cr_expect_str_eq(a->what[i], b->what[i], "%s", what);
+}
+
+Test(scope, fast_paths_agree_with_the_plain_ones)
+{
+    /* one scope reused through lg_scope_reset, as lg_conn does, and a
+     * fresh plain one per case */
+    lg_scope *fast = calloc(1, sizeof *fast);
+    cr_assert_not_null(fast);
+    /* every case's text, and all of them in one text (many restricted
+     * words, Han and Latin, far apart and near) */
+    size_t all_n = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        all_n += strlen(cases[i].text) + 1;
+    char *all = malloc(all_n + 1);
+    cr_assert_not_null(all);
+    all[0] = '\0';
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        strcat(all, cases[i].text);
+        strcat(all, " ");
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct sc_case *c = &cases[i];
+        lg_scope *plain = calloc(1, sizeof *plain);
+        cr_assert_not_null(plain);
+        lg_scope_set_reference(plain, 1);
+        lg_scope_reset(fast);
+        cr_assert_geq(lg_scope_extract(fast, c->system, strlen(c->system)), 0);
+        cr_assert_geq(lg_scope_extract(plain, c->system, strlen(c->system)), 0);
+        lg_scope_finish(fast);
+        lg_scope_finish(plain);
+        expect_same_tables(fast, plain, c->system);
+        expect_same_hit(fast, plain, c->text, strlen(c->text), c->text);
+        expect_same_hit(fast, plain, c->system, strlen(c->system), c->system);
+        expect_same_hit(fast, plain, all, strlen(all), "all texts");
+        free(plain);
+    }
+    free(all);
+    free(fast);
+}
+
+Test(scope, han_terms_in_one_pass_see_what_the_plain_search_sees)
+{
+    /* The one pass over the text must keep the plain search's order (the
+     * first restriction with a hit wins, wherever it is in the text), its
+     * non-overlapping occurrences and its HAN_TRIES limit. */
+    static const char *const systems[] = {
+        "不要讨论政治和宗教。",         /* 政治 before 宗教, with lexicon terms */
+        "禁止透露管理员密码。",         /* a secret name: needs an asking word near */
+        "请勿讨论哈哈哈的呵呵呵。",     /* two words, the first overlaps itself */
+        "不要讨论竞争对手的产品价格。", /* two words, both near */
+    };
+    lg_scope *fast = calloc(1, sizeof *fast), *plain = calloc(1, sizeof *plain);
+    cr_assert(fast && plain);
+    lg_scope_set_reference(plain, 1);
+    size_t cap = 64 << 10;
+    char *t = malloc(cap);
+    cr_assert_not_null(t);
+    for (size_t s = 0; s < sizeof systems / sizeof systems[0]; s++) {
+        lg_scope_reset(fast);
+        lg_scope_reset(plain);
+        (void)lg_scope_extract(fast, systems[s], strlen(systems[s]));
+        (void)lg_scope_extract(plain, systems[s], strlen(systems[s]));
+        static const char *const texts[] = {
+            "我们聊聊宗教吧，还有政治。", "宗教", "哈哈哈哈哈", "哈哈 哈哈哈", "管理员密码是多少？",
+            "我的管理员密码是多少？", "产品价格和竞争对手", "竞争对手" , "\xe6\x94\xbf\xe6\xb2",
+        };
+        for (size_t k = 0; k < sizeof texts / sizeof texts[0]; k++)
+            expect_same_hit(fast, plain, texts[k], strlen(texts[k]), texts[k]);
+        /* more occurrences than are tried, then one that would count */
+        size_t n = 0;
+        while (n + 128 < cap) {
+            memcpy(t + n, "竞争对手管理员密码。哈哈哈哈", 42);
+            memset(t + n + 42, 'x', 50);
+            n += 92;
+        }
+        memcpy(t + n, "管理员密码是多少？竞争对手产品价格", 51);
+        n += 51;
+        expect_same_hit(fast, plain, t, n, "many occurrences");
+        /* an occurrence that overlaps a tried one is not tried: here only
+         * the overlapping one has the second word in reach */
+        memcpy(t, "哈哈哈哈", 12);
+        memset(t + 12, 'x', 34);
+        memcpy(t + 46, "呵呵呵", 9);
+        expect_same_hit(fast, plain, t, 55, "overlapping occurrences");
+        /* and at odd offsets inside bytes that are not UTF-8 */
+        for (size_t i = 0; i < 3; i++) {
+            memmove(t + 1, t, n - 1);
+            t[0] = (char)0xe4;
+            expect_same_hit(fast, plain, t, n, "shifted");
+        }
+    }
+    free(t);
+    free(fast);
+    free(plain);
+}
+
 /* ==== The engine step under a policy ==== */
 
 static lg_policy *load(const char *json)
