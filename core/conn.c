@@ -76,10 +76,20 @@ struct lg_conn {
      * connection, reused: it is some 30 KB, and an answer has an event per
      * token.  Request inspection and answer handling never nest. */
     lg_api_doc *doc;
-    /* The scope check's restrictions for the request being inspected:
-     * allocated at the first request with a system prompt (it is some 50
-     * KB), reset for each, freed with the connection. */
+    /* The scope check's restrictions (scope.h): allocated at the first
+     * request with a system prompt (some 100 KB), freed with the
+     * connection.  They are kept after the request: chat clients resend
+     * the same system prompt with every request, and a request whose
+     * system texts are the bytes scope_key holds uses them again instead
+     * of reading the texts again (scope_reuse). */
     lg_scope *scope;
+    /* The system texts scope was read from, as lg_scope_extract read them:
+     * per text its length (a size_t) and its bytes, at most
+     * LG_SCOPE_SYS_MAX of text in all (SCOPE_KEY_MAX).  Owned here, freed
+     * with the connection.  scope_keyed: scope and the key agree (0
+     * before the first reading, and when the key could not be kept). */
+    lg_buf scope_key;
+    int scope_keyed;
     lg_buf evbuf;         /* the event being serialised (reused: one per decision) */
     int passthrough, closing;
     lg_conn_stats st;
@@ -475,6 +485,63 @@ static int forward_request(lg_conn *c, const char *body, size_t n, lg_buf *to_se
     return lg_buf_append(to_server, body, n);
 }
 
+/* Room for SCOPE_KEY_TEXTS system texts in the key; a request with more
+ * is read every time (correct, only slower). */
+#define SCOPE_KEY_TEXTS 64
+#define SCOPE_KEY_MAX (LG_SCOPE_SYS_MAX + SCOPE_KEY_TEXTS * sizeof(size_t))
+
+/* Can c->scope serve this request as it is?  Only if its system texts,
+ * as lg_scope_extract would read them (each cut to the room left of
+ * LG_SCOPE_SYS_MAX), are byte for byte those the key records, in the same
+ * pieces: extraction depends on nothing else. */
+static int scope_reuse(const lg_conn *c, const lg_api_doc *doc, const struct text_result *tr)
+{
+    if (!c->scope_keyed)
+        return 0;
+    const char *k = c->scope_key.data, *end = k + c->scope_key.len;
+    size_t room = LG_SCOPE_SYS_MAX;
+    for (size_t i = 0; i < doc->ntexts; i++) {
+        if (doc->texts[i].role != LG_ROLE_SYSTEM)
+            continue;
+        size_t n = tr[i].orig.len < room ? tr[i].orig.len : room, kn;
+        room -= n;
+        if ((size_t)(end - k) < sizeof kn)
+            return 0;
+        memcpy(&kn, k, sizeof kn);
+        k += sizeof kn;
+        if (kn != n || (size_t)(end - k) < n || (n && memcmp(k, tr[i].orig.data, n) != 0))
+            return 0;
+        k += n;
+    }
+    return k == end;
+}
+
+/* Read the system texts into c->scope, and record them in the key. */
+static void scope_read(lg_conn *c, const lg_api_doc *doc, const struct text_result *tr)
+{
+    lg_scope_reset(c->scope);
+    lg_buf_reset(&c->scope_key);
+    int keyed = 1;
+    size_t room = LG_SCOPE_SYS_MAX;
+    for (size_t i = 0; i < doc->ntexts; i++) {
+        if (doc->texts[i].role != LG_ROLE_SYSTEM)
+            continue;
+        const char *t = tr[i].orig.data ? tr[i].orig.data : "";
+        size_t n = tr[i].orig.len < room ? tr[i].orig.len : room;
+        room -= n;
+        (void)lg_scope_extract(c->scope, t, n);
+        /* a key that does not fit (too many texts, no memory) is not kept */
+        if (keyed)
+            keyed = lg_buf_append(&c->scope_key, &n, sizeof n) == LG_OK &&
+                    lg_buf_append(&c->scope_key, t, n) == LG_OK;
+    }
+    lg_scope_finish(c->scope);
+    c->scope_keyed = keyed;
+    if (!keyed)
+        lg_buf_free(&c->scope_key);
+    c->st.scope_reads++;
+}
+
 /* The scope check (scope.h): the restrictions the request's system texts
  * state, against its user and tool texts, after the rules have run on
  * every text (a system prompt may come after the messages it governs).
@@ -487,13 +554,12 @@ static int scope_check(lg_conn *c, const lg_api_doc *doc, struct text_result *tr
         any = doc->texts[i].role == LG_ROLE_SYSTEM && tr[i].orig.len;
     if (!any)
         return LG_OK;
-    if (!c->scope && !(c->scope = calloc(1, sizeof *c->scope))) /* reset wants it zero-filled once */
+    if (!c->scope && !(c->scope = calloc(1, sizeof *c->scope)))
         return LG_E_NOMEM;
-    lg_scope_reset(c->scope);
-    for (size_t i = 0; i < doc->ntexts; i++)
-        if (doc->texts[i].role == LG_ROLE_SYSTEM)
-            (void)lg_scope_extract(c->scope, tr[i].orig.data ? tr[i].orig.data : "", tr[i].orig.len);
-    lg_scope_finish(c->scope);
+    if (scope_reuse(c, doc, tr))
+        c->st.scope_reused++;
+    else
+        scope_read(c, doc, tr);
     if (!lg_scope_any(c->scope))
         return LG_OK;
     for (size_t i = 0; i < doc->ntexts; i++) {
@@ -1768,6 +1834,7 @@ lg_conn *lg_conn_new(const lg_conn_cfg *cfg)
     lg_buf_init(&c->eout, OUT_MAX);
     lg_buf_init(&c->sbody, p->max_body);
     lg_buf_init(&c->evbuf, 1 << 24);
+    lg_buf_init(&c->scope_key, SCOPE_KEY_MAX);
     if (!c->sc || !c->doc || (cfg->endpoint && !c->endpoint) || (cfg->id_prefix && !c->id_prefix) ||
         (cfg->exe && !c->exe) || (p->canary && cfg->canary && !c->canary)) {
         lg_conn_free(c);
@@ -1795,6 +1862,7 @@ void lg_conn_free(lg_conn *c)
     lg_scanner_free(c->sc);
     free(c->doc);
     free(c->scope);
+    lg_buf_free(&c->scope_key);
     free(c->endpoint);
     free(c->id_prefix);
     free(c->exe);

@@ -107,6 +107,8 @@ typedef struct lg_conn_stats {
     uint64_t redacted;    /* requests or answers changed */
     uint64_t events;      /* events emitted */
     uint64_t uninspected; /* messages passed or refused because they could not be inspected */
+    uint64_t scope_reads; /* requests whose system texts the scope check read */
+    uint64_t scope_reused; /* requests whose system texts equalled the previous ones': not read again */
 } lg_conn_stats;
 
 void lg_conn_get_stats(const lg_conn *c, lg_conn_stats *st);

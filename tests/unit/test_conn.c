@@ -69,25 +69,34 @@ static void on_ev(void *ud, const char *json, size_t n)
     lg_buf_append(&r->events, "\n", 1);
 }
 
-/* Feed req (split into pieces of `step` bytes, or at offset `cut` when
- * cut > 0) then resp likewise; a fresh vault each run so placeholders
- * are numbered the same. */
-static void run_ex(const lg_policy *pol, const char *req, const char *resp, size_t step,
-                   size_t cut, struct run *r)
+/* A connection whose output and events go to r (its buffers set up
+ * here), with a fresh vault in *v: the caller frees c, *v and r. */
+static lg_conn *run_open(const lg_policy *pol, struct run *r, lg_vault **v)
 {
     lg_buf_init(&r->to_server, 1 << 24);
     lg_buf_init(&r->to_client, 1 << 24);
     lg_buf_init(&r->events, 1 << 24);
-    lg_vault *v = lg_vault_new(100);
+    *v = lg_vault_new(100);
     lg_conn_cfg cfg = { 0 };
     cfg.policy = pol;
-    cfg.vault = v;
+    cfg.vault = *v;
     cfg.endpoint = "127.0.0.1:11434";
     cfg.on_event = on_ev;
     cfg.ud = r;
     cfg.id_prefix = "t";
     lg_conn *c = lg_conn_new(&cfg);
     cr_assert_not_null(c);
+    return c;
+}
+
+/* Feed req (split into pieces of `step` bytes, or at offset `cut` when
+ * cut > 0) then resp likewise; a fresh vault each run so placeholders
+ * are numbered the same. */
+static void run_ex(const lg_policy *pol, const char *req, const char *resp, size_t step,
+                   size_t cut, struct run *r)
+{
+    lg_vault *v;
+    lg_conn *c = run_open(pol, r, &v);
     const char *parts[2] = { req, resp };
     for (int side = 0; side < 2; side++) {
         const char *p = parts[side];
@@ -153,18 +162,8 @@ static void run_all_splits(const lg_policy *pol, const char *req, const char *re
         size_t sn = strlen(resp);
         for (size_t cut = 1; cut < sn; cut++) {
             struct run q;
-            lg_buf_init(&q.to_server, 1 << 24);
-            lg_buf_init(&q.to_client, 1 << 24);
-            lg_buf_init(&q.events, 1 << 24);
-            lg_vault *v = lg_vault_new(100);
-            lg_conn_cfg cfg = { 0 };
-            cfg.policy = pol;
-            cfg.vault = v;
-            cfg.on_event = on_ev;
-            cfg.ud = &q;
-            cfg.id_prefix = "t";
-            cfg.endpoint = "127.0.0.1:11434";
-            lg_conn *c = lg_conn_new(&cfg);
+            lg_vault *v;
+            lg_conn *c = run_open(pol, &q, &v);
             cr_assert_eq(lg_conn_from_client(c, req, rn, &q.to_server, &q.to_client), LG_OK);
             cr_assert_eq(lg_conn_from_server(c, resp, cut, &q.to_client), LG_OK);
             cr_assert_eq(lg_conn_from_server(c, resp + cut, sn - cut, &q.to_client), LG_OK);
@@ -1049,5 +1048,72 @@ Test(conn, scope_in_monitor_mode_only_logs)
     cr_assert_not_null(strstr(s_or_empty(&r.events), "\"action\":\"log\""));
     run_free(&r);
     free(req);
+    lg_policy_free(pol);
+}
+
+/* Chat clients resend the system prompt with every request: on one
+ * connection, a request whose system texts equal the previous request's
+ * uses the restrictions read then, and one whose system prompt changed
+ * (or is split differently) is read again.  The verdicts must be those of
+ * a fresh reading each time. */
+Test(conn, scope_reuses_an_unchanged_system_prompt_and_rereads_a_changed_one)
+{
+    lg_policy *pol = scope_policy(1); /* monitor: every request goes through */
+    static const struct {
+        const char *messages;   /* the request's messages, JSON */
+        int flagged;            /* the scope check reports the user text */
+        uint64_t reads, reused; /* the connection's counts after it */
+    } steps[] = {
+        { "{\"role\":\"system\",\"content\":\"" SCOPE_SYSTEM "\"},"
+          "{\"role\":\"user\",\"content\":\"Who won the election?\"}", 1, 1, 0 },
+        { "{\"role\":\"system\",\"content\":\"" SCOPE_SYSTEM "\"},"
+          "{\"role\":\"user\",\"content\":\"Who won the election?\"}", 1, 1, 1 },
+        { "{\"role\":\"system\",\"content\":\"" SCOPE_SYSTEM "\"},"
+          "{\"role\":\"user\",\"content\":\"When should I plant tulips?\"}", 0, 1, 2 },
+        /* a changed system prompt: read again, and it no longer forbids politics */
+        { "{\"role\":\"system\",\"content\":\"You sell bikes. Never discuss football.\"},"
+          "{\"role\":\"user\",\"content\":\"Who won the election?\"}", 0, 2, 2 },
+        { "{\"role\":\"system\",\"content\":\"You sell bikes. Never discuss football.\"},"
+          "{\"role\":\"user\",\"content\":\"Who won the football final?\"}", 1, 2, 3 },
+        /* the same bytes in two system texts are other pieces: read again */
+        { "{\"role\":\"system\",\"content\":\"You sell bikes.\"},"
+          "{\"role\":\"system\",\"content\":\" Never discuss football.\"},"
+          "{\"role\":\"user\",\"content\":\"Who won the football final?\"}", 1, 3, 3 },
+        /* no system prompt: nothing to read, and the kept one is not used */
+        { "{\"role\":\"user\",\"content\":\"Who won the football final?\"}", 0, 3, 3 },
+        { "{\"role\":\"system\",\"content\":\"You sell bikes.\"},"
+          "{\"role\":\"system\",\"content\":\" Never discuss football.\"},"
+          "{\"role\":\"user\",\"content\":\"Who won the football final?\"}", 1, 3, 4 },
+        /* a prompt that only starts like the kept one */
+        { "{\"role\":\"system\",\"content\":\"You sell bikes.\"},"
+          "{\"role\":\"system\",\"content\":\" Never discuss football. Never discuss politics.\"},"
+          "{\"role\":\"user\",\"content\":\"Who won the election?\"}", 1, 4, 4 },
+    };
+    struct run r;
+    lg_vault *v;
+    lg_conn *c = run_open(pol, &r, &v);
+    const char *toks[] = { "Sorry." };
+    char *resp = ollama_chat_answer(toks, 1);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        char body[1024];
+        snprintf(body, sizeof body, "{\"model\":\"m\",\"messages\":[%s]}", steps[i].messages);
+        char *req = request("POST", "/api/chat", body, NULL);
+        lg_buf_reset(&r.events);
+        cr_assert_eq(lg_conn_from_client(c, req, strlen(req), &r.to_server, &r.to_client), LG_OK);
+        cr_assert_eq(lg_conn_from_server(c, resp, strlen(resp), &r.to_client), LG_OK);
+        int flagged = strstr(s_or_empty(&r.events), "injection.system_scope") != NULL;
+        cr_assert_eq(flagged, steps[i].flagged, "step %zu: %s", i, s_or_empty(&r.events));
+        lg_conn_stats st;
+        lg_conn_get_stats(c, &st);
+        cr_assert_eq(st.scope_reads, steps[i].reads, "step %zu: %llu reads", i,
+                     (unsigned long long)st.scope_reads);
+        cr_assert_eq(st.scope_reused, steps[i].reused, "step %zu: %llu reused", i,
+                     (unsigned long long)st.scope_reused);
+        free(req);
+    }
+    lg_conn_free(c);
+    lg_vault_free(v);
+    run_free(&r);
+    free(resp);
     lg_policy_free(pol);
 }
