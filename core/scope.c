@@ -524,37 +524,76 @@ static size_t word_step(const unsigned char *s, size_t n, size_t i, size_t j, ch
  * U+2019) and hyphens between letters stay inside a word; quotes and other
  * punctuation are T_PUNCT tokens ('\'' for every quote, '.' for sentence
  * ends, ','), spaces separate, other bytes are skipped. */
+/* The word that starts at i: its end, with its lower-case bytes in
+ * low[0..*k) (truncated to LG_SCOPE_WORD).  A run of ASCII letters and
+ * digits at a time (most of a word), then word_step for the bytes that
+ * may continue it. */
+static size_t word_body(const unsigned char *s, size_t n, size_t i, char *low, size_t *k)
+{
+    size_t j = i, step;
+    for (;;) {
+        while (j < n && alnum(s[j])) {
+            if (*k < LG_SCOPE_WORD)
+                low[(*k)++] = (char)(s[j] | 32); /* lower case; digits have the bit */
+            j++;
+        }
+        /* only these bytes can continue a word past the run */
+        if (j >= n || !(s[j] == '\'' || s[j] == '-' || s[j] >= 0x80) ||
+            !(step = word_step(s, n, i, j, low, k)))
+            return j;
+        j += step;
+    }
+}
+
+/* The punctuation token an ASCII byte makes, or 0. */
+static char ascii_punct(unsigned char c)
+{
+    if (c == '.' || c == '!' || c == '?' || c == ';' || c == '\n')
+        return '.';
+    if (c == ',' || c == ':' || c == '(' || c == ')' || c == '-')
+        return c == '-' ? '-' : c == ':' ? ':' : ',';
+    if (c == '\'' || c == '"' || c == '`')
+        return '\'';
+    return 0;
+}
+
+/* The punctuation token a character of l bytes (l > 1) at s makes, or 0. */
+static char wide_punct(const unsigned char *s, size_t l)
+{
+    if (l != 3)
+        return 0;
+    if (s[0] == 0xE2 && s[1] == 0x80 && (s[2] == 0x98 || s[2] == 0x99 || s[2] == 0x9C || s[2] == 0x9D))
+        return '\'';                                   /* ‘ ’ “ ” */
+    if (s[0] == 0xE2 && s[1] == 0x80 && (s[2] == 0x93 || s[2] == 0x94))
+        return '-';                                    /* – — */
+    if (s[0] == 0xE3 && s[1] == 0x80 && (s[2] == 0x82 || s[2] == 0x81))
+        return s[2] == 0x82 ? '.' : ',';               /* 。 、 */
+    if (s[0] == 0xEF && s[1] == 0xBC && (s[2] == 0x81 || s[2] == 0x9F || s[2] == 0x9B))
+        return '.';                                    /* ！ ？ ； */
+    if (s[0] == 0xEF && s[1] == 0xBC && (s[2] == 0x8C || s[2] == 0x9A))
+        return ',';                                    /* ， ： */
+    if (s[0] == 0xE3 && s[1] == 0x80 && s[2] >= 0x8C && s[2] <= 0x8F)
+        return '\'';                                   /* 「 」 『 』 */
+    return 0;
+}
+
 static int next_tok(const char *text, size_t n, size_t *pos, tok *t)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = *pos;
     while (i < n) {
-        size_t l = u8len(s + i, n - i);
-        if (l == 1 && alnum(s[i]))
-            break;
-        if (letter2(s + i, l) || is_han(s + i, l))
-            break;
-        char pc = 0;
-        if (l == 1 && (s[i] == '.' || s[i] == '!' || s[i] == '?' || s[i] == ';' || s[i] == '\n'))
-            pc = '.';
-        else if (l == 1 && (s[i] == ',' || s[i] == ':' || s[i] == '(' || s[i] == ')' || s[i] == '-'))
-            pc = s[i] == '-' ? '-' : s[i] == ':' ? ':' : ',';
-        else if (l == 1 && (s[i] == '\'' || s[i] == '"' || s[i] == '`'))
-            pc = '\'';
-        else if (l == 3 && s[i] == 0xE2 && s[i + 1] == 0x80 &&
-                 (s[i + 2] == 0x98 || s[i + 2] == 0x99 || s[i + 2] == 0x9C || s[i + 2] == 0x9D))
-            pc = '\'';                                  /* ‘ ’ “ ” */
-        else if (l == 3 && s[i] == 0xE2 && s[i + 1] == 0x80 && (s[i + 2] == 0x93 || s[i + 2] == 0x94))
-            pc = '-';                                   /* – — */
-        else if (l == 3 && s[i] == 0xE3 && s[i + 1] == 0x80 && (s[i + 2] == 0x82 || s[i + 2] == 0x81))
-            pc = s[i + 2] == 0x82 ? '.' : ',';          /* 。 、 */
-        else if (l == 3 && s[i] == 0xEF && s[i + 1] == 0xBC &&
-                 (s[i + 2] == 0x81 || s[i + 2] == 0x9F || s[i + 2] == 0x9B))
-            pc = '.';                                   /* ！ ？ ； */
-        else if (l == 3 && s[i] == 0xEF && s[i + 1] == 0xBC && (s[i + 2] == 0x8C || s[i + 2] == 0x9A))
-            pc = ',';                                   /* ， ： */
-        else if (l == 3 && s[i] == 0xE3 && s[i + 1] == 0x80 && s[i + 2] >= 0x8C && s[i + 2] <= 0x8F)
-            pc = '\'';                                  /* 「 」 『 』 */
+        size_t l = 1;
+        char pc;
+        if (s[i] < 0x80) {
+            if (alnum(s[i]))
+                break;
+            pc = ascii_punct(s[i]);
+        } else {
+            l = u8len(s + i, n - i);
+            if (letter2(s + i, l) || is_han(s + i, l))
+                break;
+            pc = wide_punct(s + i, l);
+        }
         if (pc) {
             t->s = i;
             t->e = i + l;
@@ -581,12 +620,10 @@ static int next_tok(const char *text, size_t n, size_t *pos, tok *t)
         return 1;
     }
     t->kind = T_WORD;
-    size_t j = i, k = 0, step;
-    while ((step = word_step(s, n, i, j, t->low, &k)))
-        j += step;
-    t->e = j;
+    size_t k = 0;
+    t->e = word_body(s, n, i, t->low, &k);
     t->len = (unsigned char)k;
-    *pos = j;
+    *pos = t->e;
     return 1;
 }
 
@@ -865,14 +902,36 @@ static int key_has(const lg_scope *sc, int id, const char *keys, const lg_scope_
     return 0;
 }
 
+/* The lexicon entries word w is a key of (bit e), and whether it is a
+ * domain word. */
+static unsigned word_keys(const lg_scope *sc, const lg_scope_word *w, int *domain)
+{
+    unsigned keys = 0;
+    if (!w->han && lex_ok(sc)) {
+        const lg_scope_lexword *e = lex_find(sc, w->s, w->len);
+        for (int k = 0; e && k < L_NLIST - L_LEX; k++)
+            keys |= (unsigned)has_bit(e->m, L_LEX + k) << k;
+        *domain = e && has_bit(e->m, L_LEX_DOMAIN);
+        return keys;
+    }
+    for (int k = 0; k < L_NLIST - L_LEX; k++)
+        keys |= (unsigned)key_has(sc, L_LEX + k, LEXICON[k].keys, w) << k;
+    *domain = !w->han && key_has(sc, L_LEX_DOMAIN, LEX_DOMAIN, w);
+    return keys;
+}
+
 static void add_lexicon(lg_scope *sc, const lg_scope_word *w, size_t nw, int restr)
 {
+    unsigned keys_of[LG_SCOPE_MAX_WORDS];
+    int domain[LG_SCOPE_MAX_WORDS];
+    for (size_t k = 0; k < nw; k++)
+        keys_of[k] = word_keys(sc, &w[k], &domain[k]);
     for (size_t e = 0; e < sizeof LEXICON / sizeof LEXICON[0]; e++) {
         int keys = 0, ok = 1;
         for (size_t k = 0; k < nw && ok; k++) {
-            if (key_has(sc, L_LEX + (int)e, LEXICON[e].keys, &w[k]))
+            if (keys_of[k] >> e & 1)
                 keys++;
-            else if (w[k].han || !key_has(sc, L_LEX_DOMAIN, LEX_DOMAIN, &w[k]))
+            else if (w[k].han || !domain[k])
                 ok = 0;
         }
         if (!ok || !keys)
@@ -2030,21 +2089,7 @@ static int next_word(const char *text, size_t n, size_t *pos, tok *t)
             break;
         }
     }
-    size_t j = i, k = 0, step;
-    for (;;) {
-        /* the run of ASCII letters and digits here, then word_step for
-         * what may continue the word (or not) */
-        while (j < n && alnum(s[j])) {
-            if (k < LG_SCOPE_WORD)
-                t->low[k++] = (char)(s[j] | 32); /* lower case; digits have the bit */
-            j++;
-        }
-        /* only these bytes can continue a word past the run */
-        if (j >= n || !(s[j] == '\'' || s[j] == '-' || s[j] >= 0x80) ||
-            !(step = word_step(s, n, i, j, t->low, &k)))
-            break;
-        j += step;
-    }
+    size_t k = 0, j = word_body(s, n, i, t->low, &k);
     t->kind = T_WORD;
     t->s = i;
     t->e = j;
