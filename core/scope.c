@@ -766,6 +766,14 @@ static int lex_ok(const lg_scope *sc)
     return !sc->ref && sc->lex_built && sc->nlex <= LG_SCOPE_LEX_WORDS;
 }
 
+static int same_bytes(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) /* short words: cheaper than a call to memcmp */
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
 static const lg_scope_lexword *lex_find(const lg_scope *sc, const char *s, size_t n)
 {
     if (!n || n > LG_SCOPE_LEXW)
@@ -776,7 +784,7 @@ static const lg_scope_lexword *lex_find(const lg_scope *sc, const char *s, size_
         if (!e)
             return NULL;
         const lg_scope_lexword *w = &sc->lex[e - 1];
-        if (w->len == n && memcmp(w->s, s, n) == 0)
+        if (w->len == n && same_bytes(w->s, s, n))
             return w;
     }
 }
@@ -786,14 +794,14 @@ static int has_bit(const unsigned long long *m, int id)
     return (int)(m[id >> 6] >> (id & 63) & 1);
 }
 
-/* Put word s in list id.  0, or -1 when it does not fit. */
-static int lex_add(lg_scope *sc, const char *s, size_t n, int id)
+/* Put word s (of hash h) in list id.  0, or -1 when it does not fit. */
+static int lex_add(lg_scope *sc, const char *s, size_t n, size_t h, int id)
 {
     if (!n)
         return 0;
     if (n > LG_SCOPE_LEXW)
         return -1;
-    size_t i = hash(s, n) & (LG_SCOPE_LEX_SLOTS - 1);
+    size_t i = h & (LG_SCOPE_LEX_SLOTS - 1);
     lg_scope_lexword *w;
     for (;; i = (i + 1) & (LG_SCOPE_LEX_SLOTS - 1)) {
         unsigned e = sc->lex_slot[i];
@@ -801,14 +809,14 @@ static int lex_add(lg_scope *sc, const char *s, size_t n, int id)
             if (sc->nlex == LG_SCOPE_LEX_WORDS)
                 return -1;
             w = &sc->lex[sc->nlex++];
-            memset(w, 0, sizeof *w);
+            w->m[0] = w->m[1] = 0;
             memcpy(w->s, s, n);
             w->len = (unsigned char)n;
             sc->lex_slot[i] = (unsigned short)sc->nlex;
             break;
         }
         w = &sc->lex[e - 1];
-        if (w->len == n && memcmp(w->s, s, n) == 0)
+        if (w->len == n && same_bytes(w->s, s, n))
             break;
     }
     w->m[id >> 6] |= 1ull << (id & 63);
@@ -817,24 +825,30 @@ static int lex_add(lg_scope *sc, const char *s, size_t n, int id)
 
 /* Put the words of a '|'-separated list in list id: as written, or
  * (stems) as term_words reads them, which is how key_has compares a key
- * (Han keys are left to key_has's search).  0, or -1. */
+ * (Han keys are left to key_has's search).  0, or -1.  The table is built
+ * on the first extract of every lg_scope, so this is kept to one pass
+ * over the list's bytes. */
 static int lex_add_list(lg_scope *sc, const char *list, int id, int stems)
 {
-    for (const char *p = list; *p;) {
-        const char *e = strchr(p, '|');
-        size_t l = e ? (size_t)(e - p) : strlen(p);
+    const char *p = list;
+    for (;;) {
+        size_t h = 2166136261u, l = 0; /* hash() as the bytes go by */
+        while (p[l] && p[l] != '|') {
+            h = (h ^ (unsigned char)p[l]) * 16777619u;
+            l++;
+        }
         lg_scope_word k[LG_SCOPE_MAX_WORDS];
         if (!stems) {
-            if (lex_add(sc, p, l, id))
+            if (lex_add(sc, p, l, h, id))
                 return -1;
-        } else if (term_words(p, l, k) == 1 && !k[0].han && lex_add(sc, k[0].s, k[0].len, id)) {
+        } else if (term_words(p, l, k) == 1 && !k[0].han &&
+                   lex_add(sc, k[0].s, k[0].len, hash(k[0].s, k[0].len), id)) {
             return -1;
         }
-        if (!e)
-            break;
-        p = e + 1;
+        if (!p[l])
+            return 0;
+        p += l + 1;
     }
-    return 0;
 }
 
 /* Build the table: once per lg_scope (lg_scope_reset keeps it). */
@@ -1743,6 +1757,12 @@ static int pre_maybe(const lg_scope *sc, const char *w, size_t n)
     return 0;
 }
 
+static unsigned han_pair_bit(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    return (u[0] & 15u) << 6 | (u[1] & 63u);
+}
+
 static unsigned han_bucket(const char *s)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -1808,7 +1828,7 @@ static void build_index(lg_scope *sc)
             if (pe->attr_id[k] != LG_SCOPE_UNIQ && !pe->attr[k].han)
                 sc->uw[pe->attr_id[k]].people |= (unsigned char)(1u << (2 * p + 1));
     }
-    memset(sc->han_lead, 0, sizeof sc->han_lead);
+    memset(sc->han_pair, 0, sizeof sc->han_pair);
     memset(sc->han_head, 0xFF, sizeof sc->han_head);
     sc->nhan = 0;
     sc->han_short = 0;
@@ -1816,14 +1836,15 @@ static void build_index(lg_scope *sc)
         const lg_scope_word *w = &sc->ph[i].w[0];
         if (!w->han)
             continue;
-        if (w->len < 3)
+        /* han_scan looks only at bytes that start a three-byte character */
+        if (w->len < 3 || ((unsigned char)w->s[0] & 0xF0) != 0xE0)
             sc->han_short = 1;
         size_t j = sc->nhan++;
         sc->han_ph[j] = (unsigned char)i;
-        if (w->len < 3)
+        if (sc->han_short)
             continue;
-        unsigned char c = (unsigned char)w->s[0];
-        sc->han_lead[c >> 3] |= (unsigned char)(1u << (c & 7));
+        unsigned pb = han_pair_bit(w->s);
+        sc->han_pair[pb >> 3] |= (unsigned char)(1u << (pb & 7));
         unsigned b = han_bucket(w->s);
         sc->han_next[j] = sc->han_head[b];
         sc->han_head[b] = (unsigned char)j;
@@ -1981,7 +2002,7 @@ static int han_scan(lg_scope *sc, const char *s, size_t n, lg_scope_hit *hit)
         sc->han_from[j] = 0;
     }
     size_t best = sc->nhan;
-    for (size_t at = 0; at + 3 <= n && best; at++) {
+    for (size_t at = 0, step; at + 3 <= n && best; at += step) {
         /* eight bytes of ASCII at a time: no Han character starts there */
         while (at + 8 <= n) {
             unsigned long long w8;
@@ -1990,9 +2011,18 @@ static int han_scan(lg_scope *sc, const char *s, size_t n, lg_scope_hit *hit)
                 break;
             at += 8;
         }
+        step = 1;
         if (at + 3 > n)
             break;
-        if (!(sc->han_lead[u[at] >> 3] >> (u[at] & 7) & 1))
+        /* Every first word starts with a three-byte character (build_index
+         * sees to it).  After one, the next two bytes are continuation
+         * bytes, which start nothing: the whole character is passed. */
+        if ((u[at] & 0xF0) != 0xE0)
+            continue;
+        if ((u[at + 1] & 0xC0) == 0x80 && (u[at + 2] & 0xC0) == 0x80)
+            step = 3;
+        unsigned pb = han_pair_bit(s + at);
+        if (!(sc->han_pair[pb >> 3] >> (pb & 7) & 1))
             continue;
         for (unsigned j = sc->han_head[han_bucket(s + at)]; j != 0xFF; j = sc->han_next[j]) {
             if (j >= best || at < sc->han_from[j] || sc->han_tries[j] >= HAN_TRIES)

@@ -165,7 +165,9 @@ typedef struct lg_scope {
                                                  of the text whose bit is clear is in no phrase */
     unsigned char pre_lens;     /* bit m: a word of the table has min(3, length) == m */
     unsigned char han_short;    /* a Han phrase's first word is under 3 bytes: no index, plain search */
-    unsigned char han_lead[32]; /* first bytes of Han phrases' first words */
+    unsigned char han_pair[128]; /* Han phrases' first words by their first two bytes (bit
+                                    (b0 & 15) << 6 | (b1 & 63)): a character whose bit is clear
+                                    starts none */
     unsigned char han_head[LG_SCOPE_HAN_HEADS]; /* first Han phrase per bucket (index into han_ph), 0xFF none */
     unsigned char han_next[LG_SCOPE_MAX_PHRASES]; /* next in the same bucket, 0xFF none */
     unsigned char han_ph[LG_SCOPE_MAX_PHRASES];   /* the Han phrases (index into ph), in order */
