@@ -7,9 +7,17 @@
  *     pattern (same JIT code) over the text one after another.
  *  2. Engine time per streamed event: an Ollama NDJSON answer of many
  *     tokens through lg_conn, per chunk, p50/p99 in microseconds, with the
- *     same answer through a policy with no rules as the baseline. */
+ *     same answer through a policy with no rules as the baseline.
+ *  3. The system-prompt scope check (scope.h), which runs on every request
+ *     with a system prompt: reading a realistic system prompt, and
+ *     matching the same 4 KiB prompts as in 1, beside the rule scan of
+ *     those prompts as the baseline; and whole requests through lg_conn
+ *     with that system prompt, unchanged (read once per connection) and
+ *     changing every time (read each time), against the same request
+ *     without a system prompt. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +30,7 @@
 #include "json.h"
 #include "policy.h"
 #include "scan.h"
+#include "scope.h"
 #include "vault.h"
 
 static double now_s(void)
@@ -73,7 +82,22 @@ static double median(double *v, int n)
     return v[n / 2];
 }
 
-static void bench_scan(const lg_policy *pol)
+/* The 4 KiB prompts of the scan benchmark: slice r of text, cut at
+ * character boundaries. */
+static const char *prompt_slice(const char *text, int r, size_t *len)
+{
+    size_t pl = 4096;
+    while (pl > 0 && ((unsigned char)text[pl] & 0xC0) == 0x80)
+        pl--;
+    size_t off = (size_t)(r % 64) * 8192, l = pl;
+    while (off > 0 && ((unsigned char)text[off] & 0xC0) == 0x80)
+        off++, l--;
+    *len = l;
+    return text + off;
+}
+
+/* Returns the p50 of a 4 KiB prompt's scan, in us: the scope check's baseline. */
+static double bench_scan(const lg_policy *pol)
 {
     size_t n;
     char *text = mixed_text(1 << 20, &n);
@@ -123,19 +147,14 @@ static void bench_scan(const lg_policy *pol)
     /* A 4 KiB prompt (a slice of the same text, cut at a character
      * boundary), scanned whole many times: p50 per scan. */
     enum { PROMPTS = 2001 };
-    size_t pl = 4096;
-    while (pl > 0 && ((unsigned char)text[pl] & 0xC0) == 0x80)
-        pl--;
     double *pt = malloc(sizeof(double) * PROMPTS);
     for (int r = 0; r < PROMPTS; r++) {
-        const char *pr = text + (size_t)(r % 64) * 8192;
-        size_t off = (size_t)(pr - text), l = pl;
-        while (off > 0 && ((unsigned char)text[off] & 0xC0) == 0x80)
-            off++, l--;
+        size_t l;
+        const char *pr = prompt_slice(text, r, &l);
         lg_buf_reset(&out);
         lg_findings_reset(&f);
         double t0 = now_s();
-        lg_scan_text(sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, text + off, l, NULL, &out, &f);
+        lg_scan_text(sc, LG_ON_PROMPT, LG_ROLE_USER, LG_SCAN_ENFORCE, pr, l, NULL, &out, &f);
         pt[r] = (now_s() - t0) * 1e6;
     }
     double p50 = median(pt, PROMPTS); /* sorts pt */
@@ -147,6 +166,7 @@ static void bench_scan(const lg_policy *pol)
     lg_buf_free(&out);
     lg_scanner_free(sc);
     free(text);
+    return p50;
 }
 
 static char *ollama_stream(int tokens, size_t *len)
@@ -177,17 +197,30 @@ static char *ollama_stream(int tokens, size_t *len)
     return lg_buf_steal(&b, len);
 }
 
+/* A connection under pol with its own vault (*v), and buffers for what it
+ * sends to the server (ts) and the client (tc, up to tc_max bytes). */
+static lg_conn *bench_conn(const lg_policy *pol, lg_vault **v, lg_buf *ts, lg_buf *tc, size_t tc_max)
+{
+    *v = lg_vault_new(100);
+    lg_conn_cfg cfg = { 0 };
+    cfg.policy = pol;
+    cfg.vault = *v;
+    lg_conn *c = lg_conn_new(&cfg);
+    if (!*v || !c) {
+        fprintf(stderr, "bench: no connection\n");
+        exit(1);
+    }
+    lg_buf_init(ts, 1 << 20);
+    lg_buf_init(tc, tc_max);
+    return c;
+}
+
 /* Feed one streamed answer chunk by chunk; per-chunk times in us. */
 static void stream_times(const lg_policy *pol, const char *resp, size_t n, double *times, int *count)
 {
-    lg_vault *v = lg_vault_new(100);
-    lg_conn_cfg cfg = { 0 };
-    cfg.policy = pol;
-    cfg.vault = v;
-    lg_conn *c = lg_conn_new(&cfg);
+    lg_vault *v;
     lg_buf ts, tc;
-    lg_buf_init(&ts, 1 << 20);
-    lg_buf_init(&tc, 1 << 28);
+    lg_conn *c = bench_conn(pol, &v, &ts, &tc, 1 << 28);
     const char body_json[] =
         "{\"model\":\"llama3.2\",\"messages\":[{\"role\":\"user\",\"content\":\"hi there\"}]}";
     char req[512];
@@ -256,6 +289,138 @@ static void bench_stream(const lg_policy *pol)
     free(resp);
 }
 
+/* A system prompt as chat clients send one: a role, a task, and two
+ * restrictions the scope check reads (the lexicon adds related terms). */
+static const char scope_system[] =
+    "You are a helpful customer support assistant for Acme Corp, a company that sells garden "
+    "tools. Answer questions about orders, returns and products politely and concisely. Never "
+    "discuss politics or religion. Do not provide legal or medical advice. If you do not know the "
+    "answer, say so and offer to connect the user with a human agent.";
+
+/* Time per lg_conn_from_client of a whole request on one connection, p50
+ * in us: the system prompt as given (NULL: none), or when vary, with a
+ * different last character each time, so that it must be read again. */
+static double conn_request_p50(const lg_policy *pol, const char *system, int vary, uint64_t *reads)
+{
+    enum { REQS = 2001 };
+    lg_vault *v;
+    lg_buf ts, tc;
+    lg_conn *c = bench_conn(pol, &v, &ts, &tc, 1 << 20);
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               "Content-Length: 94\r\n\r\n{\"model\":\"m\",\"message\":"
+                               "{\"role\":\"assistant\",\"content\":\"Paris.\"},\"done\":true,"
+                               "\"total_duration\":1}";
+    double *t = malloc(sizeof(double) * REQS);
+    for (int i = 0; i < REQS; i++) {
+        char body[2048], req[2560];
+        if (system)
+            snprintf(body, sizeof body,
+                     "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"system\","
+                     "\"content\":\"%s%c\"},{\"role\":\"user\",\"content\":\"What is the "
+                     "capital of France? Answer in one word.\"}]}",
+                     system, vary ? 'a' + i % 26 : ' ');
+        else
+            snprintf(body, sizeof body,
+                     "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"user\","
+                     "\"content\":\"What is the capital of France? Answer in one word.\"}]}");
+        int k = snprintf(req, sizeof req,
+                         "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                         strlen(body), body);
+        lg_buf_reset(&ts);
+        lg_buf_reset(&tc);
+        double t0 = now_s();
+        lg_conn_from_client(c, req, (size_t)k, &ts, &tc);
+        t[i] = (now_s() - t0) * 1e6;
+        lg_conn_from_server(c, resp, strlen(resp), &tc);
+        if (!ts.len || !tc.len) {
+            fprintf(stderr, "bench: request %d did not go through\n", i);
+            exit(1);
+        }
+    }
+    lg_conn_stats st;
+    lg_conn_get_stats(c, &st);
+    *reads = st.scope_reads;
+    double p50 = median(t, REQS);
+    free(t);
+    lg_buf_free(&ts);
+    lg_buf_free(&tc);
+    lg_conn_free(c);
+    lg_vault_free(v);
+    return p50;
+}
+
+static void bench_scope(const lg_policy *pol, double scan_p50)
+{
+    enum { READS = 2001, MATCHES = 2001 };
+    lg_scope *sc = calloc(1, sizeof *sc);
+    double *t = malloc(sizeof(double) * (READS > MATCHES ? READS : MATCHES));
+    if (!sc || !t)
+        exit(1);
+    /* the first reading in a new lg_scope also builds its word-list table
+     * (and touches its pages): what a connection's first request pays */
+    enum { FRESH = 41 };
+    double t0;
+    for (int r = 0; r < FRESH; r++) {
+        lg_scope *fresh = calloc(1, sizeof *fresh);
+        if (!fresh)
+            exit(1);
+        t0 = now_s();
+        lg_scope_extract(fresh, scope_system, strlen(scope_system));
+        lg_scope_finish(fresh);
+        t[r] = (now_s() - t0) * 1e6;
+        free(fresh);
+    }
+    double first = median(t, FRESH);
+    for (int r = 0; r < READS; r++) {
+        t0 = now_s();
+        lg_scope_reset(sc);
+        lg_scope_extract(sc, scope_system, strlen(scope_system));
+        lg_scope_finish(sc);
+        t[r] = (now_s() - t0) * 1e6;
+    }
+    double read = median(t, READS);
+    size_t n;
+    char *text = mixed_text(1 << 20, &n);
+    lg_scope_hit h;
+    int hits = 0;
+    for (int r = 0; r < MATCHES; r++) {
+        size_t l;
+        const char *pr = prompt_slice(text, r, &l);
+        t0 = now_s();
+        hits += lg_scope_match(sc, pr, l, &h);
+        t[r] = (now_s() - t0) * 1e6;
+    }
+    double match = median(t, MATCHES);
+    double big[9];
+    for (int r = 0; r < 9; r++) {
+        t0 = now_s();
+        hits += lg_scope_match(sc, text + (size_t)r * 65536, 65536, &h);
+        big[r] = (now_s() - t0) * 1e6;
+    }
+    double match64 = median(big, 9);
+    printf("scope: the system-prompt scope check, a %zu-byte system prompt (%zu topic phrases)\n",
+           strlen(scope_system), sc->nph);
+    printf("  read it (reset, extract, finish): p50 %6.2f us  (first in a new lg_scope %.2f us)\n",
+           read, first);
+    printf("  match a 4 KiB prompt:             p50 %6.2f us  (%d hits)  64 KiB: %.1f us\n", match,
+           hits, match64);
+    printf("  ratio to the rule scan of the same 4 KiB (p50 %.2f us): read %.2fx, match %.2fx\n",
+           scan_p50, read / scan_p50, match / scan_p50);
+    uint64_t r0, r1, r2;
+    double none = conn_request_p50(pol, NULL, 0, &r0);
+    double same = conn_request_p50(pol, scope_system, 0, &r1);
+    double vary = conn_request_p50(pol, scope_system, 1, &r2);
+    printf("  requests through lg_conn, one connection: p50 per request (lg_conn_from_client)\n");
+    printf("    no system prompt:                    %6.2f us\n", none);
+    printf("    the same system prompt every time:   %6.2f us  (%.2fx; read %llu times)\n", same,
+           same / none, (unsigned long long)r1);
+    printf("    a changed system prompt every time:  %6.2f us  (%.2fx; read %llu times)\n", vary,
+           vary / none, (unsigned long long)r2);
+    free(text);
+    free(t);
+    free(sc);
+}
+
 int main(void)
 {
     lg_policy *pol;
@@ -264,8 +429,9 @@ int main(void)
         fprintf(stderr, "bench: built-in policy: %s\n", d.msg);
         return 1;
     }
-    bench_scan(pol);
+    double scan_p50 = bench_scan(pol);
     bench_stream(pol);
+    bench_scope(pol, scan_p50);
     lg_policy_free(pol);
     return 0;
 }
