@@ -24,9 +24,10 @@
 /* ==== Word lists ==== */
 
 /* A list is one string of words separated by '|'; in_list compares a
- * lower-case word against it.  Every token of a system prompt is looked up
- * in several lists, so the search is one memmem over the list (most words
- * are in none) and a boundary check at each place the word occurs. */
+ * lower-case word against it: one memmem over the list and a boundary
+ * check at each place the word occurs.  That is the plain path (and the
+ * definition): the parser asks the lists' table (classify, below), which
+ * holds every list's words and gives a token all its lists at once. */
 static int in_list(const char *list, const char *w, size_t n)
 {
     if (!n)
@@ -1562,6 +1563,8 @@ static void han_secrets(lg_scope *sc, const char *s, size_t n)
 static void build_person(lg_scope *sc, const char *text, size_t n, int cjk);
 
 _Static_assert(LG_SCOPE_PHASH > 2 * LG_SCOPE_MAX_PHRASES, "the phrase set is never full");
+_Static_assert(LG_SCOPE_MAX_PHRASES < 0xFF, "phrase indexes are bytes, 0xFF ends a bucket");
+_Static_assert(LG_SCOPE_MAX_PEOPLE * 2 <= 8, "lg_scope_uw.people has two bits per person");
 
 void lg_scope_reset(lg_scope *sc)
 {

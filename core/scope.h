@@ -164,7 +164,8 @@ typedef struct lg_scope {
     unsigned char pre[LG_SCOPE_PRE_BITS / 8]; /* words' first 1..3 bytes (hashed): a word
                                                  of the text whose bit is clear is in no phrase */
     unsigned char pre_lens;     /* bit m: a word of the table has min(3, length) == m */
-    unsigned char han_short;    /* a Han phrase's first word is under 3 bytes: no index, plain search */
+    unsigned char han_short;    /* a Han phrase's first word does not start with a three-byte
+                                   character: no index, the plain search */
     unsigned char han_pair[128]; /* Han phrases' first words by their first two bytes (bit
                                     (b0 & 15) << 6 | (b1 & 63)): a character whose bit is clear
                                     starts none */
