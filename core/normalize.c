@@ -1,8 +1,11 @@
 /* Normalised view for matching (see normalize.h): width folding and
  * removal of invisible characters, with a segment map back to original
  * offsets.  Only complete, valid UTF-8 sequences are recognised; anything
- * else (including a truncated sequence at the end) is copied, so the view
- * of a text cut at a character boundary never depends on what follows. */
+ * else (including a truncated sequence at the end) is copied.  A removal
+ * is the one change that can join the bytes on its two sides, so it is
+ * made only where that join cannot change how they decode (normalize.h),
+ * decided from the character and the one byte after it: no look-back,
+ * which a stream window's left edge could not always give. */
 #include "normalize.h"
 
 #include <stdlib.h>
@@ -23,14 +26,28 @@ void lg_nmap_free(lg_nmap *m)
     memset(m, 0, sizeof *m);
 }
 
+/* Remove the invisible character at p[0..len), unless a continuation
+ * byte follows it: then it stays, because removing it would put that byte
+ * after whatever precedes the character, where it might complete a stray
+ * lead byte into a valid character (E4 U+200C BD A0 would become U+4F60).
+ * A byte that is not a continuation byte starts a new sequence for any
+ * decoder, so then the two sides decode apart exactly as they did around
+ * the character.  Valid UTF-8 never has a continuation byte after a
+ * complete character: this only ever keeps characters in invalid text. */
+static int removal(const unsigned char *p, size_t avail, size_t len, int *repl)
+{
+    if (avail > len && (p[len] & 0xC0) == 0x80)
+        return 0;
+    *repl = -1;
+    return (int)len;
+}
+
 int lg_norm_char(const unsigned char *p, size_t avail, int *repl)
 {
     unsigned char c = p[0];
     if (c == 0xC2) {
-        if (avail >= 2 && p[1] == 0xAD) { /* U+00AD soft hyphen */
-            *repl = -1;
-            return 2;
-        }
+        if (avail >= 2 && p[1] == 0xAD) /* U+00AD soft hyphen */
+            return removal(p, avail, 2, repl);
         return 0;
     }
     if (c == 0xE2 || c == 0xE3 || c == 0xEF) {
@@ -43,10 +60,8 @@ int lg_norm_char(const unsigned char *p, size_t avail, int *repl)
         if (b1 < 0x80 || b1 > 0xBF)
             return 0;
         if ((cp >= 0x200B && cp <= 0x200D) || cp == 0x2060 || (cp >= 0x202A && cp <= 0x202E) ||
-            (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF) {
-            *repl = -1;
-            return 3;
-        }
+            (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF)
+            return removal(p, avail, 3, repl);
         if (cp == 0x3000) {
             *repl = ' ';
             return 3;
@@ -59,11 +74,22 @@ int lg_norm_char(const unsigned char *p, size_t avail, int *repl)
     }
     if (c == 0xF3) { /* U+E0000..U+E007F: F3 A0 80 80 .. F3 A0 81 BF */
         if (avail >= 4 && p[1] == 0xA0 && (p[2] == 0x80 || p[2] == 0x81) && p[3] >= 0x80 &&
-            p[3] <= 0xBF) {
-            *repl = -1;
-            return 4;
-        }
+            p[3] <= 0xBF)
+            return removal(p, avail, 4, repl);
         return 0;
+    }
+    return 0;
+}
+
+size_t lg_norm_pending(const char *p, size_t n)
+{
+    /* A removable character is 2 (C2 AD), 3 (E2/EF ..) or 4 (F3 A0 ..)
+     * bytes; lead bytes are never continuation bytes, so at most one of
+     * these can end at n. */
+    for (size_t k = 2; k <= 4 && k <= n; k++) {
+        int r;
+        if (lg_norm_char((const unsigned char *)p + n - k, k, &r) == (int)k && r < 0)
+            return k;
     }
     return 0;
 }
