@@ -3370,6 +3370,10 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
         return LG_OK;
     size_t len = ss->win.len, u = ss->ctx;
     size_t end = final ? len : len - incomplete_tail(ss->win.data, u, len);
+    /* A removable character last in the window waits for the next byte,
+     * which decides whether the view drops it (normalize.h). */
+    if (end == len && !final)
+        end -= lg_norm_pending(ss->win.data + u, len - u);
     int partial = !final;
 
     view vr, vn;
