@@ -7,7 +7,8 @@
  * placeholders and restoration, lookbehind, \b, anchors, a block rule,
  * possibly long matches, literals gated by other literals (some shared by
  * two rules), runs with and without literals and a rule found by its
- * lead characters is compiled once. */
+ * lead characters and one matching the invisible characters the view
+ * keeps is compiled once. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,12 @@ static lg_rule rules[] = {
     /* lead strings: no literal, every match starts with a listed character */
     { .id = "zw", .pattern = "(?<=[a-z])[\\x{200B}\\x{FEFF}\\x{180E}]{1,4}", .raw = 1,
       .action = LG_ACT_REDACT, .mask = "" },
+    /* the invisible characters on the normalised view, which keeps only
+     * those a continuation byte follows (normalize.h): a stream that
+     * judged one before seeing that byte would miss it */
+    { .id = "kept", .pattern = "[\\x{ad}\\x{200b}-\\x{200d}\\x{202a}-\\x{202e}\\x{2060}"
+                               "\\x{2066}-\\x{2069}\\x{feff}\\x{e0000}-\\x{e007f}]",
+      .action = LG_ACT_LOG },
     /* a run gate: no literal, a long run of one class */
     { .id = "blob", .pattern = "(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,64}(?![A-Za-z0-9+/])|(?:%[0-9A-F]{2}){6,}",
       .action = LG_ACT_LOG },
