@@ -112,7 +112,7 @@ static const char STOP[] =
     "related|relevant|like|including|especially|particularly|e.g|eg|example|instance|"
     "deep-dive|deep-dives|advanced|serious|explicit|overly|detailed|thorough|extensive|"
     "contain|contains|containing|involving|featuring|use|using|opinion|opinions|view|views|"
-    "thoughts|feelings|beliefs|preferences|personal";
+    "thoughts|feelings|beliefs|preferences|personal|other|others|another";
 
 /* The first action word of a how-to or help-with object that says
  * nothing of its own ("how to code in Python" is about Python).  Only in
@@ -279,7 +279,7 @@ static const lex_entry LEXICON[] = {
     { "medical|medicine|medication|health|医疗|醫療|医学|醫學",
       "medication|medicine|drug|drugs|dose|dosage|diagnosis|symptom|symptoms|prescription|"
       "disease|antibiotic|painkiller|药物|藥物|吃药|吃藥|什么药|什麼藥|用药|用藥|"
-      "治疗|治療|处方|處方|诊断|診斷|医生|醫生" },
+      "处方|處方|诊断|診斷" },
     { "ai|artificial|intelligence|人工智能",
       "ai|artificial intelligence|machine learning|deep learning|neural network|language model|"
       "llm|llms|chatgpt|gpt|人工智能|机器学习|機器學習|神经网络|神經網路|神經網絡|大模型" },
@@ -1952,12 +1952,29 @@ static int is_my(const char *w, size_t n)
 /* Han phrase: every word within HAN_WIN bytes of the first one's
  * occurrence; a secret name also needs an asking word near and no 我 just
  * before it. */
+/* Words that hold a lexicon term without meaning its subject: Chinese
+ * writes compounds without spaces, so 计算 (calculate) is inside 计算机
+ * (computer) and 云计算 (cloud computing). */
+static const char *const HAN_NOT_TERM[] = { "计算机", "計算機", "云计算", "雲計算", NULL };
+
+/* Is the term w at s + at part of one of HAN_NOT_TERM's words? */
+static int han_in_other_word(const lg_scope_word *w, const char *s, size_t n, size_t at)
+{
+    for (size_t k = 0; HAN_NOT_TERM[k]; k++) {
+        const char *c = HAN_NOT_TERM[k], *in = memmem(c, strlen(c), w->s, w->len);
+        size_t cl = strlen(c), d = in ? (size_t)(in - c) : 0;
+        if (in && at >= d && at - d + cl <= n && memcmp(s + at - d, c, cl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Does the occurrence of ph's first word at s + at count? */
 static int han_try(const lg_scope_phrase *ph, const char *s, size_t n, size_t at, lg_scope_hit *hit)
 {
     size_t lo = at > HAN_WIN ? at - HAN_WIN : 0;
     size_t hi = at + ph->w[0].len + HAN_WIN < n ? at + ph->w[0].len + HAN_WIN : n;
-    int ok = 1;
+    int ok = !han_in_other_word(&ph->w[0], s, n, at);
     for (size_t k = 1; k < ph->nw && ok; k++)
         ok = memmem(s + lo, hi - lo, ph->w[k].s, ph->w[k].len) != NULL;
     if (ok && ph->secret) {
@@ -2073,10 +2090,33 @@ static int han_person(const lg_scope_person *pe, const char *s, size_t n, lg_sco
     return 0;
 }
 
-/* A secret value anywhere, as written or in another case. */
+static int is_alnum_byte(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z');
+}
+
+/* The first occurrence of w[0..m) in s[0..n) that is a whole word where w
+ * starts or ends with a letter or digit: a password "Cat" is not in
+ * "educational" or "indicate". */
+static const char *find_word(const char *s, size_t n, const char *w, size_t m)
+{
+    const char *p = s, *end = s + n;
+    int lb = is_alnum_byte((unsigned char)w[0]), rb = is_alnum_byte((unsigned char)w[m - 1]);
+    while ((p = memmem(p, (size_t)(end - p), w, m))) {
+        if ((!lb || p == s || !is_alnum_byte((unsigned char)p[-1])) &&
+            (!rb || p + m == end || !is_alnum_byte((unsigned char)p[m])))
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
+/* A secret value anywhere as a word, as written or in another case. */
 static int value_hit(const lg_scope_value *v, const char *s, size_t n, lg_scope_hit *hit)
 {
     char var[3][LG_SCOPE_VALUE];
+    if (!v->len)
+        return 0;
     for (size_t i = 0; i < v->len; i++) {
         unsigned char c = (unsigned char)v->s[i];
         var[0][i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
@@ -2084,10 +2124,10 @@ static int value_hit(const lg_scope_value *v, const char *s, size_t n, lg_scope_
         var[2][i] = (char)(i == 0 ? var[1][i] : var[0][i]);
     }
     const char *best = NULL;
-    const char *p = memmem(s, n, v->s, v->len);
+    const char *p = find_word(s, n, v->s, v->len);
     best = p;
     for (int k = 0; k < 3; k++) {
-        p = memmem(s, n, var[k], v->len);
+        p = find_word(s, n, var[k], v->len);
         if (p && (!best || p < best))
             best = p;
     }
@@ -2162,11 +2202,36 @@ struct person_seen {
     size_t ref_start, attr_start; /* where they start ("Jane Smith" starts at Jane) */
 };
 
-/* Word wi (token x) is a name or referent (isref) or attribute (isattr)
- * of person pe: is one now near the other? */
-static int person_at(const lg_scope_person *pe, struct person_seen *ps, int isref, int isattr,
-                     size_t wi, const tok *x, lg_scope_hit *hit)
+/* Words that make the referent after them a particular one ("the user",
+ * "this customer"), not anybody's ("the Samsung customer service" has a
+ * word between). */
+static int is_det(const char *w, size_t n)
 {
+    static const char *const det[] = { "the", "this", "that", "these", "those", "your",
+                                       "our", "their", "his", "her", "its" };
+    for (size_t i = 0; i < sizeof det / sizeof *det; i++)
+        if (strlen(det[i]) == n && memcmp(det[i], w, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Word wi (token x) is a name or referent (isref) or attribute (isattr)
+ * of person pe: is one now near the other?  det: the word before x is a
+ * determiner (is_det).  A referent counts only as "the user" or "user's":
+ * a customer-service address is nobody's in particular.  A name counts
+ * only when the word is not a function word that stems like it ("does" is
+ * not "Doe"). */
+static int person_at(const lg_scope *sc, const lg_scope_person *pe, struct person_seen *ps,
+                     int isref, int isattr, int det, size_t wi, const tok *x, lg_scope_hit *hit)
+{
+    if (isref) {
+        tok y = *x;
+        classify(sc, &y);
+        if (tok_in(&y, L_REFERENT))
+            isref = det || memchr(y.low, '\'', y.len) != NULL;
+        else if (tok_in(&y, L_STOP))
+            isref = 0;
+    }
     if (isref) {
         if (ps->ref_last + 1 != wi) /* "Jane Smith" starts at Jane */
             ps->ref_start = x->s;
@@ -2194,6 +2259,7 @@ static int latin_plain(lg_scope *sc, const char *text, size_t n, lg_scope_hit *h
         sc->uw[i].last = 0;
     size_t pos = 0, wi = 0;
     size_t prev[3] = { 0, 0, 0 }; /* were the last three words "my"? (bit) */
+    int det = 0;                  /* was the last word a determiner? */
     struct person_seen ps[LG_SCOPE_MAX_PEOPLE] = { 0 };
     tok x;
     while (next_tok(text, n, &pos, &x)) {
@@ -2227,10 +2293,11 @@ static int latin_plain(lg_scope *sc, const char *text, size_t n, lg_scope_hit *h
                     isref |= pe->ref_id[k] == id && !pe->ref[k].han;
                 for (size_t k = 0; k < pe->nattr; k++)
                     isattr |= pe->attr_id[k] == id && !pe->attr[k].han;
-                if (person_at(pe, &ps[p], isref, isattr, wi, &x, hit))
+                if (person_at(sc, pe, &ps[p], isref, isattr, det, wi, &x, hit))
                     return 1;
             }
         }
+        det = is_det(x.low, x.len);
         prev[2] = prev[1];
         prev[1] = prev[0];
         prev[0] = (size_t)mine;
@@ -2247,6 +2314,7 @@ static int latin_fast(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hi
         sc->uw[sc->uw_used[i]].last = 0;
     size_t pos = 0, wi = 0;
     size_t prev[3] = { 0, 0, 0 };
+    int det = 0;
     struct person_seen ps[LG_SCOPE_MAX_PEOPLE] = { 0 };
     tok x;
     while (next_word(text, n, &pos, &x)) {
@@ -2266,11 +2334,13 @@ static int latin_fast(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hi
                         return 1;
                 for (size_t p = 0; u->people && p < sc->npeople; p++) {
                     int isref = u->people >> (2 * p) & 1, isattr = u->people >> (2 * p + 1) & 1;
-                    if ((isref || isattr) && person_at(&sc->people[p], &ps[p], isref, isattr, wi, &x, hit))
+                    if ((isref || isattr) &&
+                        person_at(sc, &sc->people[p], &ps[p], isref, isattr, det, wi, &x, hit))
                         return 1;
                 }
             }
         }
+        det = is_det(x.low, x.len);
         prev[2] = prev[1];
         prev[1] = prev[0];
         prev[0] = (size_t)mine;
