@@ -573,10 +573,62 @@ static cJSON *load_json(const char *dir, const char *name)
     return j;
 }
 
+/* ==== the scope check on ordinary questions ====
+ *
+ * The public benign sets have no system prompt, so the scope check never
+ * fires on them in the tables above.  To see how often it would stop
+ * ordinary traffic, every public benign text is also matched against every
+ * distinct PurpleLlama system prompt that states a restriction: questions
+ * written without those system prompts in mind, under restrictions a real
+ * application might state.  Some hits are what the check is for (a
+ * question on politics under "never discuss politics"), so this is a block
+ * rate, not a false-positive rate; the pairs are listed in misses.tsv as
+ * SCOPE-CROSS for reading. */
+
+typedef struct xtext {
+    const char *set;    /* static */
+    char *id, *text;    /* owned */
+} xtext;
+
+static xtext *xtexts;
+static size_t nxtexts, cxtexts;
+static char **xsys;     /* distinct system prompts, owned */
+static size_t nxsys, cxsys;
+
+static void *grow(void *v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return v;
+    *cap = *cap ? *cap * 2 : 256;
+    v = realloc(v, *cap * size);
+    if (!v)
+        die("out of memory");
+    return v;
+}
+
+static void cross_keep_text(const char *set, const char *id, const char *text)
+{
+    xtexts = grow(xtexts, &cxtexts, nxtexts, sizeof *xtexts);
+    xtexts[nxtexts++] = (xtext){set, xstrdup(id), xstrdup(text)};
+}
+
+static void cross_keep_system(const char *s)
+{
+    for (size_t i = 0; i < nxsys; i++)
+        if (!strcmp(xsys[i], s))
+            return;
+    xsys = grow(xsys, &cxsys, nxsys, sizeof *xsys);
+    xsys[nxsys++] = xstrdup(s);
+}
+
 static void simple_case(const char *set, const char *id, const char *text, int label,
                         const char *category, const char *lang, unsigned role, const char *sub,
                         const char *system)
 {
+    if (label == L_BENIGN && strcmp(set, "own"))
+        cross_keep_text(set, id, text);
+    if (system && !strcmp(set, "purplellama"))
+        cross_keep_system(system);
     ecase c;
     memset(&c, 0, sizeof c);
     c.set = set;
@@ -1102,6 +1154,84 @@ static void injection_tables(report *r)
     t_print(r, &v);
 }
 
+static void cross_scope(report *r)
+{
+    if (!nxtexts || !nxsys || !lg_scope_rule(policy))
+        return;
+    const char *sets[] = {"notinject", "xstest", "belle"};
+    size_t nset = sizeof sets / sizeof *sets;
+    size_t q[3] = {0}, pairs[3] = {0}, blocked[3] = {0}, anyq[3] = {0}, nsys = 0;
+    unsigned char *hit = calloc(nxtexts, 1);
+    if (!hit)
+        die("out of memory");
+    lg_findings f;
+    lg_findings_init(&f, 16);
+    for (size_t k = 0; k < nxsys; k++) {
+        lg_scope_reset(&scope);
+        (void)lg_scope_extract(&scope, xsys[k], strlen(xsys[k]));
+        lg_scope_finish(&scope);
+        if (!lg_scope_any(&scope))
+            continue;
+        nsys++;
+        for (size_t i = 0; i < nxtexts; i++) {
+            size_t si = 0;
+            while (si < nset && strcmp(sets[si], xtexts[i].set))
+                si++;
+            if (si == nset)
+                continue;
+            f.n = 0;
+            const char *t = xtexts[i].text;
+            int a = lg_scope_scan(policy, &scope, LG_ROLE_USER, LG_SCAN_ENFORCE, t, strlen(t), &f);
+            pairs[si]++;
+            if (a != LG_ACT_BLOCK)
+                continue;
+            blocked[si]++;
+            hit[i] = 1;
+            if (misses) {
+                fprintf(misses, "SCOPE-CROSS\t%s\t%s\tsystem_scope\t-\t", xtexts[i].set,
+                        xtexts[i].id);
+                excerpt(misses, t, strlen(t), 300);
+                fputc('\t', misses);
+                if (f.n)
+                    excerpt(misses, t + f.v[0].start, f.v[0].end - f.v[0].start, 80);
+                fputc('\t', misses);
+                excerpt(misses, xsys[k], strlen(xsys[k]), 300);
+                fputc('\n', misses);
+            }
+        }
+    }
+    for (size_t i = 0; i < nxtexts; i++)
+        for (size_t si = 0; si < nset; si++)
+            if (!strcmp(sets[si], xtexts[i].set)) {
+                q[si]++;
+                anyq[si] += hit[i];
+            }
+    free(hit);
+    lg_findings_free(&f);
+    table t = {.head = {"benign set", "questions", "pairs", "pairs blocked", "block rate",
+                        "questions blocked under any prompt"},
+               .ncol = 6};
+    char a[32], b[32], c[32], p1[16], d[48], p2[16];
+    both(r, 0, "### The scope check on ordinary questions\n\n");
+    both(r, 0,
+         "  Every public benign text matched against each of the %zu distinct PurpleLlama system "
+         "prompts the check reads a restriction from (of %zu): how often it would block ordinary "
+         "questions written without those prompts in mind. Some blocks are what the check is for "
+         "(a question on politics under \"never discuss politics\"): a block rate, not a "
+         "false-positive rate; the pairs are in misses.tsv (SCOPE-CROSS).\n\n",
+         nsys, nxsys);
+    for (size_t si = 0; si < nset; si++) {
+        if (!q[si])
+            continue;
+        snprintf(a, sizeof a, "%zu", q[si]);
+        snprintf(b, sizeof b, "%zu", pairs[si]);
+        snprintf(c, sizeof c, "%zu", blocked[si]);
+        snprintf(d, sizeof d, "%zu (%s)", anyq[si], fmt_pct(p2, anyq[si], q[si]));
+        t_row(&t, sets[si], a, b, c, fmt_pct(p1, blocked[si], pairs[si]), d);
+    }
+    t_print(r, &t);
+}
+
 static int policy_has_type(const char *type)
 {
     for (size_t i = 0; i < policy->nrules; i++) {
@@ -1274,6 +1404,7 @@ int main(int argc, char **argv)
             date, commit, pol->source, nrules, nown, secs);
 
     injection_tables(&r);
+    cross_scope(&r);
     pii_tables(&r);
 
     both(&r, 0, "### Streaming parity\n\n");
@@ -1338,8 +1469,13 @@ int main(int argc, char **argv)
               "techniques exist; no sentence was copied), so its recall is a measure the "
               "packs were developed against, not a held-out one. The scope check's "
               "lexicon of related terms accounts for about ten of its direct-attack "
-              "catches; the project's own `scope-*` rows are its only false-positive "
-              "measure, since the public benign sets carry no system prompt.\n",
+              "catches. The public benign sets carry no system prompt, so the check is "
+              "measured on them by pairing (\"The scope check on ordinary questions\"): "
+              "each benign text under each distinct PurpleLlama system prompt from which "
+              "the check reads a restriction. Those prompts are the ones the check was "
+              "developed against, the questions are not; a blocked pair is not always a "
+              "false positive (a football question under \"don't share information about "
+              "sports\" is what the check is for).\n",
               r.md);
         fclose(r.md);
     }
