@@ -2171,9 +2171,53 @@ static int next_word(const char *text, size_t n, size_t *pos, tok *t)
     return 1;
 }
 
-/* Does phrase ph match now, at word wi (token x) of the text? */
+#define ASK_BEFORE 80 /* bytes before a secret's name an asking word may start in */
+#define ASK_AFTER 60  /* bytes after it */
+
+/* Words that ask for a secret or for something made of it ("what is the
+ * password", "confirm the password", "write a poem about the password"). */
+static int is_ask(const char *w, size_t n)
+{
+    static const char *const ask[] = {
+        "what", "what's", "whats", "which", "tell", "reveal", "give", "share", "say", "spell",
+        "print", "show", "repeat", "disclose", "divulge", "provide", "output", "display", "type",
+        "write", "send", "confirm", "hint", "guess", "remind", "know", "need", "want", "forgot",
+        "forget", "list", "enter", "expose", "recite", "translate", "encode", "reverse", "complete",
+        "leak", "read", "hand", "access", "unlock" };
+    for (size_t i = 0; i < sizeof ask / sizeof *ask; i++)
+        if (strlen(ask[i]) == n && memcmp(ask[i], w, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Is there an asking word (is_ask) near text[s..e)?  Secret names are
+ * everyday words ("how do I create a secure password?", "password
+ * security"): under a prompt that guards a password, only a text that
+ * asks for one counts. */
+static int ask_near(const char *text, size_t n, size_t s, size_t e)
+{
+    size_t i = s > ASK_BEFORE ? s - ASK_BEFORE : 0, end = e + ASK_AFTER < n ? e + ASK_AFTER : n;
+    while (i < end) {
+        while (i < end && !is_alnum_byte((unsigned char)text[i]))
+            i++;
+        size_t b = i;
+        char w[12];
+        while (i < n && (is_alnum_byte((unsigned char)text[i]) || text[i] == '\''))
+            i++;
+        size_t l = i - b;
+        if (l && l < sizeof w && (b < s || b >= e)) {
+            for (size_t k = 0; k < l; k++)
+                w[k] = (char)((unsigned char)text[b + k] | (text[b + k] >= 'A' && text[b + k] <= 'Z' ? 32 : 0));
+            if (is_ask(w, l))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Does phrase ph match now, at word wi (token x) of text[0..n)? */
 static int phrase_at(const lg_scope *sc, const lg_scope_phrase *ph, size_t wi, const tok *x,
-                     const size_t prev[3], lg_scope_hit *hit)
+                     const size_t prev[3], const char *text, size_t n, lg_scope_hit *hit)
 {
     size_t lo = x->s;
     int ok = 1;
@@ -2187,7 +2231,7 @@ static int phrase_at(const lg_scope *sc, const lg_scope_phrase *ph, size_t wi, c
         if (ok && o->start < lo)
             lo = o->start;
     }
-    if (ok && ph->secret && (prev[0] || prev[1] || prev[2]))
+    if (ok && ph->secret && (prev[0] || prev[1] || prev[2] || !ask_near(text, n, lo, x->e)))
         ok = 0;
     if (ok) {
         hit->start = lo;
@@ -2283,7 +2327,7 @@ static int latin_plain(lg_scope *sc, const char *text, size_t n, lg_scope_hit *h
                 int has = 0;
                 for (size_t k = 0; k < ph->nw; k++)
                     has |= ph->id[k] == id;
-                if (has && phrase_at(sc, ph, wi, &x, prev, hit))
+                if (has && phrase_at(sc, ph, wi, &x, prev, text, n, hit))
                     return 1;
             }
             for (size_t p = 0; p < sc->npeople; p++) {
@@ -2330,7 +2374,7 @@ static int latin_fast(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hi
                 u->last = (unsigned)wi;
                 u->start = (unsigned)x.s;
                 for (size_t k = u->ph0; k < (size_t)u->ph0 + u->nphw; k++)
-                    if (phrase_at(sc, &sc->ph[sc->phw[k]], wi, &x, prev, hit))
+                    if (phrase_at(sc, &sc->ph[sc->phw[k]], wi, &x, prev, text, n, hit))
                         return 1;
                 for (size_t p = 0; u->people && p < sc->npeople; p++) {
                     int isref = u->people >> (2 * p) & 1, isattr = u->people >> (2 * p + 1) & 1;
