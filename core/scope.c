@@ -2111,7 +2111,31 @@ static const char *find_word(const char *s, size_t n, const char *w, size_t m)
     return NULL;
 }
 
-/* A secret value anywhere as a word, as written or in another case. */
+#define VALUE_SHORT 8 /* words in a text short enough to be a guess ("Is it flower?") */
+
+static int ask_near(const char *text, size_t n, size_t s, size_t e);
+
+/* Does the value's occurrence at text[s..e) stand for the secret?  A
+ * value with a digit or a symbol ("Lotus-2290") does anywhere; one that is
+ * an everyday word ("Book", "House") only in a text that asks for
+ * something or in a short one, a guess: the password "Book" must not
+ * block "this book is very interesting, translate it". */
+static int value_in_context(const lg_scope_value *v, const char *text, size_t n, size_t s, size_t e)
+{
+    int letters = 1;
+    for (size_t i = 0; i < v->len; i++)
+        letters &= ((unsigned char)v->s[i] | 32) >= 'a' && ((unsigned char)v->s[i] | 32) <= 'z';
+    if (!letters)
+        return 1;
+    size_t words = 0;
+    for (size_t i = 0; i < n && words <= VALUE_SHORT; i++)
+        words += is_alnum_byte((unsigned char)text[i]) &&
+                 (i == 0 || !is_alnum_byte((unsigned char)text[i - 1]));
+    return words <= VALUE_SHORT || ask_near(text, n, s, e);
+}
+
+/* A secret value anywhere as a word, as written or in another case, in
+ * context (value_in_context; its first occurrence is judged). */
 static int value_hit(const lg_scope_value *v, const char *s, size_t n, lg_scope_hit *hit)
 {
     char var[3][LG_SCOPE_VALUE];
@@ -2133,8 +2157,11 @@ static int value_hit(const lg_scope_value *v, const char *s, size_t n, lg_scope_
     }
     if (!best)
         return 0;
-    hit->start = (size_t)(best - s);
-    hit->end = hit->start + v->len;
+    size_t at = (size_t)(best - s);
+    if (!value_in_context(v, s, n, at, at + v->len))
+        return 0;
+    hit->start = at;
+    hit->end = at + v->len;
     hit->restr = v->restr;
     return 1;
 }
