@@ -13,14 +13,24 @@
  * (AT_SECURE), a statically linked program has no loader at all, and Go
  * programs (the `ollama` CLI among them) make raw system calls that no libc
  * hook sees.  The command is resolved through PATH and #! scripts are
- * followed to their interpreter before the checks. */
+ * followed to their interpreter before the checks.
+ *
+ * Host names among the endpoints ("gpu-box:8000") are resolved here, before
+ * the exec: the shim decides inside connect() and must not wait on DNS
+ * there, so it understands addresses only.  The resolved list reaches it as
+ * LLMGUARD_ENDPOINTS; a name that does not resolve stops us, since the
+ * alternative is a server silently left unguarded. */
+#include <arpa/inet.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -281,6 +291,99 @@ static const char *optarg_of(int argc, char **argv, int *i, const char *name)
     return argv[++*i];
 }
 
+/* Append s to out (a comma-separated list of size cap).  0 or -1 (full). */
+static int list_add(char *out, size_t cap, const char *s)
+{
+    size_t l = strlen(out);
+    if (l + strlen(s) + 2 > cap)
+        return -1;
+    snprintf(out + l, cap - l, "%s%s", l ? "," : "", s);
+    return 0;
+}
+
+/* Add endpoint e to out, its host name (if it has one) replaced by every
+ * address it resolves to.  Entries the shim reads as they are (loopback,
+ * localhost, *, a port alone, IPv4 and IPv6 literals) are copied.
+ * 1 when a name was resolved, 0 copied, -1 error (message printed). */
+static int resolve_one(const char *e, char *out, size_t cap)
+{
+    char host[256];
+    const char *colon = strchr(e, ':');
+    if (e[0] == '[' || (colon && strchr(colon + 1, ':')))
+        return list_add(out, cap, e) ? -1 : 0; /* IPv6 literal */
+    size_t hl = colon ? (size_t)(colon - e) : strlen(e);
+    if (hl >= sizeof host) {
+        fprintf(stderr, "%s: endpoint '%s': host name too long\n", prog, e);
+        return -1;
+    }
+    memcpy(host, e, hl);
+    host[hl] = '\0';
+    unsigned char a[16];
+    int digits = hl > 0 && strspn(host, "0123456789") == hl;
+    if (!hl || digits || !strcasecmp(host, "loopback") || !strcasecmp(host, "localhost") ||
+        !strcmp(host, "*") || inet_pton(AF_INET, host, a) == 1)
+        return list_add(out, cap, e) ? -1 : 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc) {
+        fprintf(stderr, "%s: endpoint '%s': cannot resolve '%s': %s (not starting: its traffic "
+                "would go unguarded)\n", prog, e, host, gai_strerror(rc));
+        return -1;
+    }
+    int n = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        char ip[INET6_ADDRSTRLEN], item[INET6_ADDRSTRLEN + 16];
+        const void *src = ai->ai_family == AF_INET
+                              ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                              : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            !inet_ntop(ai->ai_family, src, ip, sizeof ip))
+            continue;
+        snprintf(item, sizeof item, ai->ai_family == AF_INET6 ? "[%s]%s%s" : "%s%s%s", ip,
+                 colon ? ":" : "", colon ? colon + 1 : "");
+        if (strstr(out, item)) /* getaddrinfo repeats addresses per protocol */
+            continue;
+        if (list_add(out, cap, item)) {
+            freeaddrinfo(res);
+            fprintf(stderr, "%s: too many endpoints\n", prog);
+            return -1;
+        }
+        n++;
+    }
+    freeaddrinfo(res);
+    if (!n) {
+        fprintf(stderr, "%s: endpoint '%s': '%s' has no IPv4 or IPv6 address\n", prog, e, host);
+        return -1;
+    }
+    return 1;
+}
+
+/* The endpoints the shim will use (--endpoint, else $LLMGUARD_ENDPOINTS,
+ * else the policy's), host names resolved.  When a name was resolved the
+ * result is exported as LLMGUARD_ENDPOINTS.  0 or -1 (message printed). */
+static int resolve_endpoints(const char *given, const lg_policy *pol, int debug)
+{
+    char out[4096] = "", tmp[4096];
+    int any = 0, rc = 0;
+    if (given && *given) {
+        snprintf(tmp, sizeof tmp, "%s", given);
+        for (char *sp, *t = strtok_r(tmp, ", \t", &sp); t && rc >= 0; t = strtok_r(NULL, ", \t", &sp))
+            if ((rc = resolve_one(t, out, sizeof out)) > 0)
+                any = 1;
+    } else {
+        for (size_t k = 0; k < pol->nendpoints && rc >= 0; k++)
+            if ((rc = resolve_one(pol->endpoints[k], out, sizeof out)) > 0)
+                any = 1;
+    }
+    if (rc < 0)
+        return -1;
+    if (!any)
+        return 0;
+    if (debug)
+        fprintf(stderr, "%s: endpoints %s\n", prog, out);
+    return set_env("LLMGUARD_ENDPOINTS", out) ? -1 : 0;
+}
+
 static int is_opt(const char *a, const char *name)
 {
     size_t n = strlen(name);
@@ -369,7 +472,10 @@ int main(int argc, char **argv)
     if (debug)
         fprintf(stderr, "%s: policy %s (%zu rules, %s)\n", prog, where[0] ? where : "<built-in>",
                 pol->nrules, lg_mode_name(pol->mode));
+    rc = resolve_endpoints(getenv("LLMGUARD_ENDPOINTS"), pol, debug);
     lg_policy_free(pol);
+    if (rc)
+        return 2;
 
     char lib[PATH_MAX];
     if (find_lib(lib, sizeof lib) != 0) {
