@@ -182,6 +182,10 @@ static int text_mode(const lg_policy *pol, const char *text, size_t n, unsigned 
             strongest = act;
     }
     int blocked = strongest == LG_ACT_BLOCK;
+    /* A blocked text is forwarded as nothing, whichever step blocked it:
+     * the rules leave out empty, the scope check never rewrites. */
+    if (blocked && !monitor)
+        out.len = 0;
     if (json) {
         printf("{\"decision\":\"%s\",\"mode\":\"%s\",\"findings\":[", lg_action_name(strongest),
                lg_mode_name(pol->mode));
@@ -212,6 +216,12 @@ static int text_mode(const lg_policy *pol, const char *text, size_t n, unsigned 
         printf("}\n");
     } else if (rewrite) {
         fwrite(out.data ? out.data : "", 1, out.len, stdout);
+        for (size_t i = 0; blocked && !monitor && i < f.n; i++)
+            if (f.v[i].action == LG_ACT_BLOCK) {
+                fprintf(stderr, "llmguard-check: blocked, nothing forwarded: %s (rule %s)\n",
+                        f.v[i].rule->message ? f.v[i].rule->message : "", f.v[i].rule->id);
+                break;
+            }
     } else {
         if (scope) {
             printf("system prompt: %zu restriction%s read%s", scope->nrestr,
