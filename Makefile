@@ -6,6 +6,8 @@ PREFIX     ?= /usr/local
 bindir     ?= $(PREFIX)/bin
 libdir     ?= $(PREFIX)/lib
 mandir     ?= $(PREFIX)/share/man
+# systemd looks in /usr/local/lib/systemd/{user,system} as well as /usr/lib.
+unitdir    ?= $(libdir)/systemd
 sysconfdir ?= /etc
 DESTDIR    ?=
 
@@ -135,12 +137,19 @@ install: all
 	for m in $(MAN_SRC); do \
 	  s=$${m##*.}; install -d $(DESTDIR)$(mandir)/man$$s; \
 	  install -m 644 $$m $(DESTDIR)$(mandir)/man$$s/; done
+	for k in user system; do \
+	  install -d $(DESTDIR)$(unitdir)/$$k; \
+	  for u in etc/systemd/$$k/*; do \
+	    sed 's|/usr/local/bin/|$(bindir)/|' $$u > $(DESTDIR)$(unitdir)/$$k/$${u##*/}; \
+	    chmod 644 $(DESTDIR)$(unitdir)/$$k/$${u##*/}; done; done
 
 uninstall:
 	for t in $(TOOLS); do rm -f $(DESTDIR)$(bindir)/$${t##*/}; done
 	rm -rf $(DESTDIR)$(libdir)/llmguard
 	for m in $(MAN_SRC); do \
 	  s=$${m##*.}; rm -f $(DESTDIR)$(mandir)/man$$s/$${m##*/}; done
+	for k in user system; do for u in etc/systemd/$$k/*; do \
+	  rm -f $(DESTDIR)$(unitdir)/$$k/$${u##*/}; done; done
 
 VERSION := $(shell sed -n 's/^\#define LG_VERSION "\(.*\)"/\1/p' core/version.h)
 dist:

@@ -461,8 +461,12 @@ int main(int argc, char **argv)
         return 2;
     }
     if ((system || sysf) && (reqf || on != LG_ON_PROMPT || role == LG_ROLE_SYSTEM)) {
-        fprintf(stderr, "llmguard-check: --system goes with a prompt text of another role "
-                        "(a --request carries its own system prompt)\n");
+        /* say which of the three it is */
+        fprintf(stderr, "llmguard-check: --system checks a prompt against the system prompt "
+                        "sent with it, %s\n",
+                reqf ? "and a --request carries its own system prompt"
+                : on != LG_ON_PROMPT ? "not an answer: drop --on response"
+                                     : "so the text cannot have --role system itself");
         return 2;
     }
     char *sysbuf = NULL;
