@@ -1071,8 +1071,9 @@ static int recv_batch(void)
 }
 
 /* ==== Spool ingestion ==== */
-static void ingest_file(int dfd, const char *name)
+static void ingest_file(int dfd, const char *name, void *ctx)
 {
+    (void)ctx;
     int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return;
@@ -1155,22 +1156,7 @@ static void ingest_spool(void)
 {
     if (pending_consume)
         return;
-    int dfd = open(cfg.spool, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return;
-    DIR *d = fdopendir(dup(dfd));
-    if (!d) {
-        close(dfd);
-        return;
-    }
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        if (l > 6 && !strcmp(de->d_name + l - 6, ".spool"))
-            ingest_file(dfd, de->d_name);
-    }
-    closedir(d);
-    close(dfd);
+    lg_spool_each(cfg.spool, ingest_file, NULL);
 }
 
 /* ==== Id index rebuild from the newest files ==== */

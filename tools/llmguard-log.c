@@ -11,12 +11,29 @@
  * basename), --model, --api (globs).  --json gives JSONL (query, tail) or
  * a JSON object (stats, status) for scripts; on a terminal the table is
  * aligned and coloured.  Lines that do not parse (a torn last line after a
- * crash) are skipped. */
+ * crash) are skipped.
+ *
+ * Events the collector has not stored yet (it is not running, or has not
+ * scanned the spool since) are still in the emitters' spool files
+ * (shim/emit.h).  They are read too, read-only and without a lock: the
+ * collector owns ingestion, and taking the writers' flock would only make
+ * them start new files.  Only complete lines are taken (a writer appends
+ * a whole line with one writev, so a line without its newline is still
+ * being written).  Each is stamped the way the collector will store it
+ * (pid from the file name, uid/gid from its owner, "src":"spool") and
+ * marked "pending":true.  The spool is read before the log files, so an
+ * event ingested while we read is in one or the other; one found in both
+ * (stored, spool file not yet unlinked) is shown once, as stored.  A
+ * missing log directory is an empty store.
+ *
+ * Ownership: everything allocated here (file list, records, pending
+ * events, their id index) lives until the process exits. */
 #include "common/logfiles.h"
 #include "emit.h"
 #include "version.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -35,7 +52,9 @@
 /* ==== Options ==== */
 static struct {
     char dir[4096];
+    char spool[4096]; /* spool directory read for pending events; "" none */
     int json, color, utf8;
+    int fit;          /* rows after the header: cut cells to column width */
     int64_t since, until;
     int has_since, has_until;
     char *decision;   /* comma list */
@@ -138,6 +157,10 @@ static int match(const cJSON *e)
 static const char *col_name[NCOL] = {"TIME", "DECISION", "DIRECTION", "PID", "PROGRAM",
                                      "API", "MODEL", "RULES"};
 static int col_w[NCOL] = {20, 8, 9, 7, 16, 14, 12, 0};
+#define COL_API 5
+/* Longest API name in core/api.c ("llamacpp.completion"); tail -f sizes
+ * the API column for it, since rows arrive after the header is out. */
+#define API_NAME_MAX 19
 
 static const char *dec_color(const char *d)
 {
@@ -174,8 +197,15 @@ static void cells(const cJSON *e, char c[NCOL][256])
     size_t l = 0;
     cJSON_ArrayForEach(f, fs)
     {
+        /* One rule often has several findings in an event (each match, or
+         * each restored vault token): list it once. */
         const char *r = jstr(f, "rule");
-        if (r && l + strlen(r) + 2 < 256)
+        int seen = 0;
+        for (const cJSON *g = fs ? fs->child : NULL; r && g != f && !seen; g = g->next) {
+            const char *q = jstr(g, "rule");
+            seen = q && !strcmp(q, r);
+        }
+        if (r && !seen && l + strlen(r) + 2 < 256)
             l += (size_t)snprintf(c[7] + l, 256 - l, "%s%s", l ? "," : "", r);
     }
     if (!l)
@@ -211,6 +241,14 @@ static void print_event(const cJSON *e, const char *line, size_t n)
     }
     char c[NCOL][256];
     cells(e, c);
+    if (opt.fit) /* keep the columns under the header already printed */
+        for (int i = 0; i < NCOL - 1; i++)
+            if ((int)strlen(c[i]) > col_w[i] && col_w[i] > 1) {
+                int k = col_w[i] - 1;
+                while (k > 0 && (c[i][k] & 0xc0) == 0x80) /* not mid-UTF-8 */
+                    k--;
+                strcpy(c[i] + k, "~");
+            }
     for (int i = 0; i < NCOL; i++) {
         const char *pre = i == 1 ? dec_color(c[1]) : "";
         const char *post = *pre ? "\033[0m" : "";
@@ -233,6 +271,234 @@ typedef struct {
 typedef int (*line_fn)(int file, long long off, const char *line, size_t n,
                        void *ctx);
 
+static char **files; /* events files, oldest first (lg_logfiles_list) */
+static int nfiles;
+
+/* ==== Pending events (still in spool files) ==== */
+typedef struct {
+    char *line;  /* stamped JSON line without newline, malloc'd */
+    size_t len;
+    char *id;    /* its id, malloc'd */
+    int64_t ts;
+    size_t seq;  /* read order, to keep the sort stable */
+    int skip;    /* also in the log (stored) or a repeat: not shown */
+} pending;
+static pending *pend;
+static size_t npend, cappend;
+static size_t *pidx;   /* open-addressing id index: pend index + 1, 0 empty */
+static size_t pidx_cap; /* power of two > 2 * npend */
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fprintf(stderr, "llmguard-log: out of memory\n");
+        exit(1);
+    }
+    return q;
+}
+
+static size_t id_hash(const char *s, size_t n)
+{
+    size_t h = 14695981039346656037ULL & SIZE_MAX; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * (size_t)1099511628211ULL;
+    return h;
+}
+
+/* The pending event with this id, or -1. */
+static long pend_find(const char *id, size_t n)
+{
+    if (!pidx_cap)
+        return -1;
+    for (size_t h = id_hash(id, n) & (pidx_cap - 1);; h = (h + 1) & (pidx_cap - 1)) {
+        if (!pidx[h])
+            return -1;
+        const pending *p = &pend[pidx[h] - 1];
+        if (strlen(p->id) == n && !memcmp(p->id, id, n))
+            return (long)(pidx[h] - 1);
+    }
+}
+
+/* The collector's rule for ids (it drops events with others). */
+static int valid_id(const char *s, size_t n)
+{
+    if (n == 0 || n > 96)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= 'A' && s[i] <= 'Z') || strchr("-_.:", s[i])))
+            return 0;
+    return 1;
+}
+
+/* One spool line: checked as the collector checks it, and stamped as it
+ * would be stored from a spool file (no verified exe: the sender's claim
+ * stays as exe_claimed), plus "pending":true. */
+static void spool_line(const char *data, size_t n, long pid, long uid, long gid)
+{
+    if (n > LG_EMIT_MAX_EVENT || !lg_utf8_valid(data, n))
+        return;
+    const char *end = NULL;
+    cJSON *in = cJSON_ParseWithLengthOpts(data, n, &end, 0);
+    while (in && end && end < data + n && strchr(" \t\r", *end))
+        end++;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(in, "id");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(in, "v");
+    if (!in || end != data + n || !cJSON_IsObject(in) || !cJSON_IsString(id) ||
+        !cJSON_IsNumber(v) || !valid_id(id->valuestring, strlen(id->valuestring))) {
+        cJSON_Delete(in);
+        return;
+    }
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(in, "ts");
+    int64_t tus;
+    char tsbuf[32];
+    int ts_ok = cJSON_IsString(ts) &&
+                lg_parse_rfc3339(ts->valuestring, strlen(ts->valuestring), &tus) == 0;
+    /* The collector stamps an unusable time with the time it ingests. */
+    lg_emit_format_ts(tsbuf, ts_ok ? tus : lg_now_us());
+    const cJSON *cpid = cJSON_GetObjectItemCaseSensitive(in, "pid");
+    const cJSON *cuid = cJSON_GetObjectItemCaseSensitive(in, "uid");
+    const cJSON *cgid = cJSON_GetObjectItemCaseSensitive(in, "gid");
+    const cJSON *cexe = cJSON_GetObjectItemCaseSensitive(in, "exe");
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(out, "v", v->valuedouble);
+    cJSON_AddStringToObject(out, "id", id->valuestring);
+    cJSON_AddStringToObject(out, "ts", tsbuf);
+    if (!ts_ok && cJSON_IsString(ts))
+        cJSON_AddStringToObject(out, "ts_claimed", ts->valuestring);
+    cJSON_AddNumberToObject(out, "pid", (double)pid);
+    cJSON_AddNumberToObject(out, "uid", (double)uid);
+    cJSON_AddNumberToObject(out, "gid", (double)gid);
+    if (cJSON_IsString(cexe))
+        cJSON_AddStringToObject(out, "exe_claimed", cexe->valuestring);
+    if (cJSON_IsNumber(cpid) && cpid->valuedouble != (double)pid)
+        cJSON_AddNumberToObject(out, "pid_claimed", cpid->valuedouble);
+    if (cJSON_IsNumber(cuid) && cuid->valuedouble != (double)uid)
+        cJSON_AddNumberToObject(out, "uid_claimed", cuid->valuedouble);
+    if (cJSON_IsNumber(cgid) && cgid->valuedouble != (double)gid)
+        cJSON_AddNumberToObject(out, "gid_claimed", cgid->valuedouble);
+    cJSON_AddStringToObject(out, "src", "spool");
+    cJSON_AddBoolToObject(out, "pending", 1);
+    static const char *const stamped[] = {"v", "id", "ts", "pid", "uid", "gid",
+        "exe", "exe_claimed", "pid_claimed", "uid_claimed", "gid_claimed",
+        "ts_claimed", "src", "pending", NULL};
+    for (cJSON *it = in->child, *next; it; it = next) {
+        next = it->next;
+        int st = !it->string;
+        for (int i = 0; !st && stamped[i]; i++)
+            st = !strcmp(stamped[i], it->string);
+        if (st)
+            continue;
+        cJSON_DetachItemViaPointer(in, it);
+        cJSON_AddItemToObject(out, it->string, it);
+    }
+    char *line = cJSON_PrintUnformatted(out);
+    char *idc = strdup(id->valuestring);
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    if (!line || !idc) {
+        fprintf(stderr, "llmguard-log: out of memory\n");
+        exit(1);
+    }
+    if (npend == cappend) {
+        cappend = cappend ? cappend * 2 : 256;
+        pend = xrealloc(pend, cappend * sizeof *pend);
+    }
+    pend[npend] = (pending){line, strlen(line), idc, ts_ok ? tus : lg_now_us(), npend, 0};
+    npend++;
+}
+
+/* Every complete line of one spool file (<pid>-<start µs>-<n>.spool). */
+static void spool_file(int dfd, const char *name, void *ctx)
+{
+    (void)ctx;
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return;
+    struct stat st;
+    FILE *f = NULL;
+    /* The collector ingests only our own files (unless root): the same. */
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (geteuid() != 0 && st.st_uid != geteuid()) || !(f = fdopen(fd, "r"))) {
+        close(fd);
+        return;
+    }
+    long pid = strtol(name, NULL, 10);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t k;
+    while ((k = getline(&line, &cap, f)) > 0) {
+        if (line[k - 1] != '\n') /* still being written, or torn */
+            break;
+        if (k > 1)
+            spool_line(line, (size_t)k - 1, pid, (long)st.st_uid, (long)st.st_gid);
+    }
+    free(line);
+    fclose(f);
+}
+
+static int cmp_pend(const void *a, const void *b)
+{
+    const pending *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Reads the spool directory (a missing or unreadable one has nothing
+ * pending: the system spool is not listable by users), orders the events
+ * by time and indexes their ids; a repeated id is shown once, as the
+ * collector would store it once. */
+static void load_spool(void)
+{
+    if (!opt.spool[0])
+        return;
+    lg_spool_each(opt.spool, spool_file, NULL);
+    if (!npend)
+        return;
+    qsort(pend, npend, sizeof *pend, cmp_pend);
+    for (pidx_cap = 64; pidx_cap <= 2 * npend; pidx_cap *= 2)
+        ;
+    pidx = calloc(pidx_cap, sizeof *pidx);
+    if (!pidx) {
+        fprintf(stderr, "llmguard-log: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < npend; i++) {
+        size_t n = strlen(pend[i].id);
+        if (pend_find(pend[i].id, n) >= 0) {
+            pend[i].skip = 1;
+            continue;
+        }
+        size_t h = id_hash(pend[i].id, n) & (pidx_cap - 1);
+        while (pidx[h])
+            h = (h + 1) & (pidx_cap - 1);
+        pidx[h] = i + 1;
+    }
+}
+
+/* The pending event a stored line duplicates (same id), or -1.  The
+ * collector writes "v", "id", "ts" first, so the id is near the start. */
+static long pend_of_line(const char *line, size_t n)
+{
+    const char *v;
+    size_t vl;
+    if (!npend || lg_line_field(line, n, "id", 128, &v, &vl) != 0)
+        return -1;
+    return pend_find(v, vl);
+}
+
+/* Hands the pending events not already seen in the log to fn, as lines of
+ * the pseudo-file `nfiles` at offset = their index. */
+static void scan_pending(line_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < npend; i++)
+        if (!pend[i].skip)
+            fn(nfiles, (long long)i, pend[i].line, pend[i].len, ctx);
+}
+
+/* ==== Log files ==== */
 /* Calls fn for every complete line of path.  Returns bytes consumed. */
 static long long scan_file(int file, const char *path, long long from,
                            line_fn fn, void *ctx)
@@ -251,6 +517,9 @@ static long long scan_file(int file, const char *path, long long from,
     while ((k = getline(&line, &cap, f)) > 0) {
         if (line[k - 1] != '\n') /* incomplete: being written or torn */
             break;
+        long p = pend_of_line(line, (size_t)k - 1);
+        if (p >= 0)
+            pend[p].skip = 1; /* stored: show this copy, not the spool's */
         fn(file, off, line, (size_t)k - 1, ctx);
         off += k;
     }
@@ -259,12 +528,16 @@ static long long scan_file(int file, const char *path, long long from,
     return off;
 }
 
-static char **files;
-static int nfiles;
-
+/* Spool first, then the log files (see the top of the file for why this
+ * order loses nothing). */
 static int load_files(void)
 {
+    load_spool();
     nfiles = lg_logfiles_list(opt.dir, &files);
+    if (nfiles == -ENOENT) { /* nothing stored yet */
+        nfiles = 0;
+        files = NULL;
+    }
     if (nfiles < 0) {
         fprintf(stderr, "llmguard-log: %s: %s\n", opt.dir, strerror(-nfiles));
         return -1;
@@ -311,6 +584,15 @@ static int cmp_rec(const void *a, const void *b)
 
 static void print_rec(const rec *r, FILE **fh)
 {
+    if (r->file == nfiles) { /* pending: kept in memory, as its spool file
+                              * may be ingested and gone by now */
+        const pending *p = &pend[r->off];
+        cJSON *e = cJSON_ParseWithLength(p->line, p->len);
+        if (e)
+            print_event(e, p->line, p->len);
+        cJSON_Delete(e);
+        return;
+    }
     char *buf = malloc(r->len + 1);
     if (!buf)
         return;
@@ -332,6 +614,7 @@ static int cmd_query(void)
         return 1;
     for (int i = 0; i < nfiles; i++)
         scan_file(i, files[i], 0, collect, NULL);
+    scan_pending(collect, NULL);
     /* Files are in order and mostly so inside; spooled events arrive late
      * and break it, so sort by event time (stable on file order). */
     int sorted = 1;
@@ -360,6 +643,10 @@ static int follow_line(int file, long long off, const char *line, size_t n,
 {
     (void)file, (void)off, (void)ctx;
     int64_t ts;
+    /* Pending events were dealt with before following began: printed if
+     * among the last N, and older than what follows otherwise. */
+    if (pend_of_line(line, n) >= 0)
+        return 0;
     if (pre_match(line, n, &ts)) {
         cJSON *e = cJSON_ParseWithLength(line, n);
         if (e && match(e))
@@ -382,6 +669,8 @@ static int cmd_tail(void)
         scan_file(first, files[first], 0, collect, NULL);
         got += nrec - before;
     }
+    /* Not stored yet, so newer than anything stored (in time order). */
+    scan_pending(collect, NULL);
     /* collect() appended per file; order by (file, offset) */
     size_t n = nrec;
     for (size_t i = 0; i < n; i++)
@@ -390,6 +679,13 @@ static int cmd_tail(void)
         qsort(recs, n, sizeof *recs, cmp_rec);
     size_t from = n > (size_t)opt.n ? n - (size_t)opt.n : 0;
     FILE **fh = calloc((size_t)nfiles + 1, sizeof *fh);
+    if (opt.follow) {
+        /* Rows still to come cannot widen the header: make room for every
+         * API name, and cut longer program and model names (print_event). */
+        if (col_w[COL_API] < API_NAME_MAX)
+            col_w[COL_API] = API_NAME_MAX;
+        opt.fit = 1;
+    }
     print_header();
     for (size_t i = from; i < n; i++)
         print_rec(&recs[i], fh);
@@ -493,7 +789,7 @@ typedef struct {
 } table;
 static table t_dec = {"decision", 0, 0, 0}, t_rule = {"rule", 0, 0, 0},
              t_prog = {"program", 0, 0, 0}, t_model = {"model", 0, 0, 0};
-static long total;
+static long total, total_pending;
 
 static void bump(table *t, const char *k)
 {
@@ -520,6 +816,7 @@ static int count(int file, long long off, const char *line, size_t n, void *ctx)
     cJSON *e = cJSON_ParseWithLength(line, n);
     if (e && match(e)) {
         total++;
+        total_pending += file == nfiles;
         bump(&t_dec, jstr(e, "decision"));
         bump(&t_prog, exe_of(e) ? base(exe_of(e)) : NULL);
         bump(&t_model, jstr(e, "model"));
@@ -540,7 +837,8 @@ static int cmp_kv(const void *a, const void *b)
 
 static void print_table(table *t)
 {
-    qsort(t->v, t->n, sizeof *t->v, cmp_kv);
+    if (t->n) /* qsort(NULL, 0) is undefined */
+        qsort(t->v, t->n, sizeof *t->v, cmp_kv);
     printf("%sby %s%s\n", opt.color ? "\033[1m" : "", t->title,
            opt.color ? "\033[0m" : "");
     if (!t->n) {
@@ -569,7 +867,8 @@ static void print_table(table *t)
 
 static cJSON *table_json(table *t)
 {
-    qsort(t->v, t->n, sizeof *t->v, cmp_kv);
+    if (t->n) /* qsort(NULL, 0) is undefined */
+        qsort(t->v, t->n, sizeof *t->v, cmp_kv);
     cJSON *o = cJSON_CreateObject();
     for (size_t i = 0; i < t->n; i++)
         cJSON_AddNumberToObject(o, t->v[i].key, (double)t->v[i].n);
@@ -582,9 +881,11 @@ static int cmd_stats(void)
         return 1;
     for (int i = 0; i < nfiles; i++)
         scan_file(i, files[i], 0, count, NULL);
+    scan_pending(count, NULL);
     if (opt.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "total", (double)total);
+        cJSON_AddNumberToObject(o, "pending", (double)total_pending);
         cJSON_AddItemToObject(o, "by_decision", table_json(&t_dec));
         cJSON_AddItemToObject(o, "by_rule", table_json(&t_rule));
         cJSON_AddItemToObject(o, "by_program", table_json(&t_prog));
@@ -595,7 +896,10 @@ static int cmd_stats(void)
         cJSON_Delete(o);
         return 0;
     }
-    printf("%ld events\n", total);
+    if (total_pending)
+        printf("%ld events (%ld not stored yet: in the spool)\n", total, total_pending);
+    else
+        printf("%ld events\n", total);
     print_table(&t_dec);
     print_table(&t_rule);
     print_table(&t_prog);
@@ -627,13 +931,23 @@ static int cmd_status(void)
         st = cJSON_CreateObject();
     cJSON_DeleteItemFromObject(st, "running");
     cJSON_AddBoolToObject(st, "running", running);
+    load_spool();
+    size_t waiting = 0;
+    for (size_t i = 0; i < npend; i++)
+        waiting += !pend[i].skip;
     if (opt.json) {
+        cJSON_DeleteItemFromObject(st, "spool_pending");
+        cJSON_AddNumberToObject(st, "spool_pending", (double)waiting);
         char *s = cJSON_Print(st);
         puts(s);
         free(s);
     } else {
         printf("collector: %s\n", running ? "running" : "not running");
         printf("log dir:   %s\n", opt.dir);
+        if (waiting)
+            printf("pending:   %zu events in %s, not stored yet (%s)\n", waiting,
+                   opt.spool, running ? "the collector stores them at its next spool scan"
+                                      : "start llmguard-collectord to store them");
         const cJSON *it;
         cJSON_ArrayForEach(it, st)
         {
@@ -669,14 +983,54 @@ static void usage(FILE *o)
 "  --json            JSONL (query, tail) or a JSON object (stats, status)\n"
 "  --color WHEN      auto (default), always, never\n"
 "  --dir DIR         log directory (default $LLMGUARD_LOG_DIR or\n"
-"                    $XDG_STATE_HOME/llmguard); --system: /var/log/llmguard\n");
+"                    $XDG_STATE_HOME/llmguard); --system: /var/log/llmguard\n"
+"  --spool-dir DIR   spool of events not stored yet (default: the shim's);\n"
+"                    --no-spool: stored events only\n");
+}
+
+/* The values --decision takes: the policy's actions (core/policy.c) and
+ * "error" for exchanges that could not be inspected. */
+static const char *const decisions[] = {"allow", "log", "redact", "block", "error", NULL};
+
+/* A typo in a value list must not quietly match nothing. */
+static int check_decisions(const char *list)
+{
+    for (const char *p = list;;) {
+        const char *c = strchr(p, ',');
+        size_t l = c ? (size_t)(c - p) : strlen(p);
+        int ok = 0;
+        for (int i = 0; decisions[i] && !ok; i++)
+            ok = strlen(decisions[i]) == l && !strncmp(decisions[i], p, l);
+        if (!ok) {
+            fprintf(stderr, "llmguard-log: unknown --decision value '%.*s' (valid: "
+                    "allow, log, redact, block, error; comma-separated)\n", (int)l, p);
+            return -1;
+        }
+        if (!c)
+            return 0;
+        p = c + 1;
+    }
+}
+
+/* A count option: a non-negative decimal number, else a usage error. */
+static int count_arg(const char *name, const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < 0 || errno) {
+        fprintf(stderr, "llmguard-log: bad %s %s (a number >= 0)\n", name, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     enum { OPT_SINCE = 256, OPT_UNTIL, OPT_DEC, OPT_RULE, OPT_PID, OPT_EXE,
            OPT_MODEL, OPT_API, OPT_JSON, OPT_COLOR, OPT_DIR, OPT_SYSTEM,
-           OPT_LIMIT, OPT_TOP, OPT_VERSION };
+           OPT_LIMIT, OPT_TOP, OPT_VERSION, OPT_SPOOL, OPT_NOSPOOL };
     static const struct option lo[] = {
         {"since", required_argument, 0, OPT_SINCE},
         {"until", required_argument, 0, OPT_UNTIL},
@@ -691,6 +1045,8 @@ int main(int argc, char **argv)
         {"colour", required_argument, 0, OPT_COLOR},
         {"dir", required_argument, 0, OPT_DIR},
         {"system", no_argument, 0, OPT_SYSTEM},
+        {"spool-dir", required_argument, 0, OPT_SPOOL},
+        {"no-spool", no_argument, 0, OPT_NOSPOOL},
         {"limit", required_argument, 0, OPT_LIMIT},
         {"top", required_argument, 0, OPT_TOP},
         {"follow", no_argument, 0, 'f'},
@@ -699,12 +1055,18 @@ int main(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     const char *dir = NULL, *since = NULL, *until = NULL, *color = "auto";
-    int system = 0, c;
+    const char *spool = NULL;
+    int system = 0, nospool = 0, c;
+    long num;
     while ((c = getopt_long(argc, argv, "fn:h", lo, NULL)) != -1) {
         switch (c) {
         case OPT_SINCE: since = optarg; break;
         case OPT_UNTIL: until = optarg; break;
-        case OPT_DEC: opt.decision = optarg; break;
+        case OPT_DEC:
+            if (check_decisions(optarg))
+                return 2;
+            opt.decision = optarg;
+            break;
         case OPT_RULE: opt.rule = optarg; break;
         case OPT_PID: {
             char *end;
@@ -722,10 +1084,22 @@ int main(int argc, char **argv)
         case OPT_COLOR: color = optarg; break;
         case OPT_DIR: dir = optarg; break;
         case OPT_SYSTEM: system = 1; break;
-        case OPT_LIMIT: opt.limit = atol(optarg); break;
-        case OPT_TOP: opt.top = atoi(optarg) > 0 ? atoi(optarg) : 10; break;
+        case OPT_SPOOL: spool = optarg, nospool = 0; break; /* last wins */
+        case OPT_NOSPOOL: spool = NULL, nospool = 1; break;
+        case OPT_LIMIT:
+            if (count_arg("--limit", optarg, &opt.limit))
+                return 2;
+            break;
+        case OPT_TOP:
+            if (count_arg("--top", optarg, &num))
+                return 2;
+            opt.top = num > 0 && num <= INT_MAX ? (int)num : 10;
+            break;
         case 'f': opt.follow = 1; break;
-        case 'n': opt.n = atol(optarg) >= 0 ? atol(optarg) : 10; break;
+        case 'n':
+            if (count_arg("-n", optarg, &opt.n))
+                return 2;
+            break;
         case OPT_VERSION: printf("llmguard-log %s\n", LG_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -742,6 +1116,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "llmguard-log: no log directory (use --dir)\n");
         return 2;
     }
+    /* Pending events are wherever this environment's shims spool them. */
+    lg_emit_paths ep;
+    if (nospool)
+        opt.spool[0] = 0;
+    else if (spool)
+        snprintf(opt.spool, sizeof opt.spool, "%s", spool);
+    else if (lg_emit_default_paths(&ep, system) == 0)
+        memcpy(opt.spool, ep.spool, sizeof opt.spool);
     int64_t now = lg_now_us();
     if (since && lg_parse_when(since, now, &opt.since) != 0) {
         fprintf(stderr, "llmguard-log: bad --since %s\n", since);

@@ -5,6 +5,8 @@
 #include "logfiles.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
@@ -300,4 +302,30 @@ int lg_utf8_valid(const char *str, size_t n)
         i += k + 1;
     }
     return 1;
+}
+
+int lg_spool_each(const char *dir, void (*fn)(int dfd, const char *name, void *ctx), void *ctx)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return 0;
+    /* fdopendir takes over its descriptor; dfd stays ours for fn's *at() */
+    int dup_fd = dup(dfd);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    int n = 0;
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            size_t l = strlen(de->d_name);
+            if (l > 6 && !strcmp(de->d_name + l - 6, ".spool")) {
+                fn(dfd, de->d_name, ctx);
+                n++;
+            }
+        }
+        closedir(d);
+    } else if (dup_fd >= 0) {
+        close(dup_fd);
+    }
+    close(dfd);
+    return n;
 }

@@ -24,6 +24,12 @@
  * Returns 0 or -ENAMETOOLONG / -ENOENT (no HOME). */
 int lg_logdir_default(char *out, size_t cap, int system);
 
+/* Calls fn(dfd, name, ctx) for each "*.spool" file (a shim's per-process
+ * spool, shim/emit.c) in the directory `dir`, with dfd open on the
+ * directory for *at() calls; the order is readdir's.  A missing or
+ * unreadable directory has none.  Returns the number of files visited. */
+int lg_spool_each(const char *dir, void (*fn)(int dfd, const char *name, void *ctx), void *ctx);
+
 /* The events files of `dir` in time order (rotated files oldest first, the
  * current file last), as full paths.  *out is a malloc'd array of malloc'd
  * strings; free with lg_logfiles_free.  Returns the count (>= 0) or -errno. */
