@@ -14,7 +14,11 @@
  *   equal whole-text results.
  * - Match, depth and heap limits bound every pcre2_match call; hitting one is
  *   an error (LG_E_MATCH), never "no match": the caller applies the
- *   policy's fail mode. */
+ *   policy's fail mode.
+ * - A pattern's start bitmap (PCRE2_INFO_FIRSTBITMAP), or its first code
+ *   unit, covers the first byte of every match: caseless_set and the start
+ *   gates (sg_class) learn which characters a class matches by trying every
+ *   character with such a lead byte, not by reading the class. */
 #include "scan.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -1480,6 +1484,45 @@ static unsigned str_cost(const char *s, size_t l, int icase, size_t *at)
     return best;
 }
 
+/* The most frequent letter pairs of English text: several times as
+ * frequent as their letters' frequencies suggest ("ng" of every -ing word
+ * is among the commonest pairs, though g is a rare letter). */
+static const char COMMON_PAIRS[] = "th he in er an re on at en nd ti es or te of ed is it al ar "
+                                   "st to nt ng se ha as ou io le ve co me de hi ri ro ic ne ea "
+                                   "ra ce li ch ll be ma si om ur ca el ta la ns di fo ho pe ec "
+                                   "pr no ct us ac ot il tr ly nc et ut ss so rs un lo wa ge ie";
+
+static int common_pair(unsigned a, unsigned b)
+{
+    a |= 0x20;
+    b |= 0x20;
+    for (size_t i = 0; i + 2 <= sizeof COMMON_PAIRS - 1; i += 3)
+        if ((unsigned char)COMMON_PAIRS[i] == a && (unsigned char)COMMON_PAIRS[i + 1] == b)
+            return 1;
+    return 0;
+}
+
+/* Where to file string s in the pair table: the offset of its rarest pair
+ * of bytes, with common English letter pairs counted as eight times as
+ * frequent as their letters make them.  Only speed depends on it: every
+ * hit on a pair reads each string filed under it. */
+static size_t str_pair(const char *s, size_t l, int icase)
+{
+    size_t at = 0;
+    unsigned long best = ~0ul;
+    for (size_t k = 0; k + 1 < l; k++) {
+        unsigned a = (unsigned char)s[k], b = (unsigned char)s[k + 1];
+        unsigned long fa = byte_freq(a) + (icase && is_alpha(a) ? byte_freq(a & ~0x20u) : 0);
+        unsigned long fb = byte_freq(b) + (icase && is_alpha(b) ? byte_freq(b & ~0x20u) : 0);
+        unsigned long c = fa * fb * (is_alpha(a) && is_alpha(b) && common_pair(a, b) ? 8 : 1);
+        if (c < best) {
+            best = c;
+            at = k;
+        }
+    }
+    return at;
+}
+
 /* The prefilter of one rule (see above).  A pattern that is a top-level
  * alternation gets one literal run per branch: every match is a match of
  * some branch, so the union of the branches' strings, each with its own
@@ -1947,6 +1990,484 @@ static int rgate_pass(const rgate *g, const char *t, size_t lo, size_t end)
     return 0;
 }
 
+/* ==== Start gates ====
+ *
+ * For a rule without a literal whose matches begin with a few
+ * single-character items (the obfuscated-override rule: "ignore",
+ * "disregard" or "forget", each letter a class of its ASCII and full-width
+ * forms, up to two separators between letters), every match start s is
+ * followed by the items of one branch in turn, item k matching between
+ * qmin and qmax characters of its class.  The class of each item is not
+ * read from the pattern text but asked of PCRE2: the item alone (under
+ * the same (?i)) is compiled and tried on every ASCII character, and on
+ * every character whose lead byte its start bitmap allows, so Unicode
+ * spaces, case partners (U+212A, U+017F) and full-width forms are exactly
+ * PCRE2's.  Zero-width items (lookarounds, \b, (?i)) are left out, which
+ * only admits more, and so is everything from the first item that is not
+ * a single character (a group, say) on, and everything past SG_ITEMS
+ * items or SG_SPAN bytes (a start that gets that far counts as fitting).
+ * A leading group taken at least once stands for its own branches, since
+ * every match begins with one of them.  A whole-text search then asks
+ * PCRE2 only at the starts where some branch fits, one start per call
+ * (pcre2_set_offset_limit), instead of letting it try a match at every i,
+ * d and f of the text.  A match starts on a character (it consumes at
+ * least one from its start), never on a continuation byte.  The byte
+ * pairs a fitting start begins with are a bitmap, walked as the literal
+ * pass walks its own. */
+#define SG_ITEMS 24
+#define SG_BRANCHES 8
+#define SG_SPAN 64
+#define SG_CPS 64         /* non-ASCII characters of one class, at most */
+#define SG_PAIRS_MAX 1024 /* pairs that may begin a fitting start, at most */
+
+typedef struct sgitem {
+    unsigned char ascii[16]; /* ASCII members */
+    unsigned char lead[32];  /* lead bytes of its non-ASCII members */
+    uint32_t cp0, ncp;       /* its non-ASCII members: sg->cps[cp0..cp0 + ncp), ascending */
+    size_t qmin, qmax;       /* how many characters (qmax may be PF_INF) */
+} sgitem;
+
+/* Classes already asked of PCRE2 while one gate is made (the
+ * obfuscated-override rule repeats its separator class 61 times). */
+#define SG_MEMO 32
+typedef struct sgmemo {
+    size_t n;
+    const char *pat[SG_MEMO];  /* the item's text in the pattern */
+    size_t len[SG_MEMO];
+    int icase[SG_MEMO];
+    int ok[SG_MEMO];
+    struct sgitem *it;         /* [SG_MEMO] their members (heap) */
+} sgmemo;
+
+typedef struct sgate {
+    size_t nb;                 /* branches; 0: no gate */
+    sgitem (*it)[SG_ITEMS];    /* per branch: its items in order (heap) */
+    unsigned char *nit;        /* per branch: how many (heap) */
+    uint32_t *cps;             /* the classes' non-ASCII members (heap) */
+    size_t ncps;
+    unsigned char *pairs;      /* [8192] byte pairs a fitting start begins with (heap) */
+    unsigned char *tri;        /* [8192] its first three bytes, hashed (sg_tri) (heap) */
+} sgate;
+
+/* The hash of three bytes in sgate.tri (collisions only let more through). */
+static unsigned sg_tri(const unsigned char *t)
+{
+    return ((uint32_t)(t[0] | t[1] << 8) * 0x9E3779B1u ^ (uint32_t)t[2] * 0x85EBCA6Bu) >> 16;
+}
+
+static void sgate_clear(sgate *g)
+{
+    free(g->it);
+    free(g->nit);
+    free(g->cps);
+    free(g->pairs);
+    free(g->tri);
+    memset(g, 0, sizeof *g);
+}
+
+/* Whether a member of item it starts at t[0] (n bytes readable): 1 with
+ * its length in *len, 0 if not, 2 when the text ends inside a character
+ * that might be one. */
+static inline int sg_char(const sgate *g, const sgitem *it, const unsigned char *t, size_t n,
+                          size_t *len)
+{
+    unsigned b = t[0];
+    if (b < 0x80) {
+        *len = 1;
+        return bget(it->ascii, b);
+    }
+    if (!bget(it->lead, b))
+        return 0;
+    /* members are valid characters: a lead byte and its continuation bytes */
+    size_t l = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+    uint32_t cp = b & (l == 2 ? 0x1Fu : l == 3 ? 0x0Fu : 0x07u);
+    for (size_t k = 1; k < l; k++) {
+        if (k >= n)
+            return 2;
+        if ((t[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (t[k] & 0x3Fu);
+    }
+    if (l == 4) { /* 4-byte characters were not tried (sg_class) */
+        *len = l;
+        return 1;
+    }
+    const uint32_t *c = g->cps + it->cp0;
+    size_t lo = 0, hi = it->ncp;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c[mid] < cp)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *len = l;
+    return lo < it->ncp && c[lo] == cp;
+}
+
+/* Whether branch b of g fits from t[0], with n bytes of text.  prefix:
+ * the text goes on past n unseen, so running out of it fits. */
+static int sg_fit(const sgate *g, size_t b, const unsigned char *t, size_t n, int prefix)
+{
+    uint64_t cur = 1; /* byte offsets where item k may begin */
+    for (size_t k = 0; k < g->nit[b]; k++) {
+        const sgitem *it = &g->it[b][k];
+        uint64_t nx = 0;
+        for (uint64_t c = cur; c; c &= c - 1) {
+            size_t q = (size_t)__builtin_ctzll(c);
+            for (size_t m = 0;; m++) { /* m characters consumed, up to q */
+                if (q >= SG_SPAN)
+                    return 1;
+                if (m >= it->qmin)
+                    nx |= (uint64_t)1 << q;
+                if (m == it->qmax)
+                    break;
+                if (q >= n) {
+                    if (prefix)
+                        return 1;
+                    break;
+                }
+                size_t l = 0;
+                int r = sg_char(g, it, t + q, n - q, &l);
+                if (r == 2 && prefix)
+                    return 1;
+                if (r != 1)
+                    break;
+                q += l;
+            }
+        }
+        if (!nx)
+            return 0;
+        cur = nx;
+    }
+    return 1;
+}
+
+/* Class members of one single-character item, pat[0..len) (under (?i)
+ * when icase), from PCRE2: into it, its non-ASCII members appended to g's
+ * list.  Every character of the Basic Multilingual Plane whose lead byte
+ * the start bitmap allows (all of them when there is no bitmap, as for
+ * \s under UCP) is tried; 4-byte characters are not, and count as members
+ * when their lead byte is allowed.  0 when there are too many members. */
+static int sg_class(sgate *g, sgitem *it, const char *pat, size_t len, int icase)
+{
+    char *src = malloc(len + 8);
+    if (!src)
+        return 0;
+    int sl = snprintf(src, len + 8, "%s%.*s", icase ? "(?i)" : "", (int)len, pat);
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)src, (PCRE2_SIZE)sl,
+                                     PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &ec, &eo,
+                                     NULL);
+    free(src);
+    if (!code)
+        return 0;
+    uint32_t type = 3, cu = 0;
+    const uint8_t *bm = NULL;
+    unsigned char lead[32];
+    memset(lead, 0xFF, sizeof lead); /* unknown: any */
+    if (pcre2_pattern_info(code, PCRE2_INFO_FIRSTCODETYPE, &type) == 0) {
+        if (type == 0 && pcre2_pattern_info(code, PCRE2_INFO_FIRSTBITMAP, &bm) == 0 && bm)
+            memcpy(lead, bm, 32);
+        else if (type == 1 && pcre2_pattern_info(code, PCRE2_INFO_FIRSTCODEUNIT, &cu) == 0 &&
+                 (cu < 0x80 || !icase)) {
+            /* one first code unit (caseless for an ASCII letter: its other
+             * case is ASCII too, or there would be a bitmap) */
+            memset(lead, 0, sizeof lead);
+            bset(lead, cu);
+        }
+    }
+    size_t cap = 128;
+    for (unsigned b = 0xC2; b <= 0xEF; b++)
+        if (bget(lead, b))
+            cap += b < 0xE0 ? 64 * 2 : 4096 * 3;
+    if (cap > 3 * 16384)
+        pcre2_jit_compile(code, PCRE2_JIT_COMPLETE); /* speed only: else interpreted */
+    char *subj = malloc(cap);
+    pcre2_match_data *md = subj ? pcre2_match_data_create(1, NULL) : NULL;
+    int ok = md != NULL;
+    size_t n = 0;
+    for (unsigned c = 0; ok && c < 0x80; c++)
+        subj[n++] = (char)c;
+    for (unsigned b = 0xC2; ok && b <= 0xEF; b++) {
+        if (!bget(lead, b))
+            continue;
+        unsigned lo = b < 0xE0 ? (b & 0x1F) << 6 : (b & 0x0F) << 12;
+        unsigned cnt = b < 0xE0 ? 64 : 4096;
+        for (unsigned c = lo; c < lo + cnt; c++)
+            if (c >= (b < 0xE0 ? 0x80u : 0x800u) && (c < 0xD800 || c > 0xDFFF))
+                n += enc(c, subj + n);
+    }
+    memset(it->ascii, 0, sizeof it->ascii);
+    memset(it->lead, 0, sizeof it->lead);
+    for (unsigned b = 0xF0; b <= 0xF4; b++)
+        if (bget(lead, b))
+            bset(it->lead, b); /* not tried: any 4-byte character with it may match */
+    it->cp0 = (uint32_t)g->ncps;
+    it->ncp = 0;
+    PCRE2_SIZE off = 0, *ov = ok ? pcre2_get_ovector_pointer(md) : NULL;
+    while (ok && off < n) {
+        /* valid UTF-8 by construction: no need to check it at every call */
+        int rc = pcre2_match(code, (PCRE2_SPTR)subj, n, off, PCRE2_NO_UTF_CHECK, md, NULL);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            break;
+        if (rc < 0 || ov[1] <= ov[0]) {
+            ok = 0;
+            break;
+        }
+        const unsigned char *m = (const unsigned char *)subj + ov[0];
+        size_t ml = ov[1] - ov[0];
+        if (ml == 1 && m[0] < 0x80) {
+            bset(it->ascii, m[0]);
+        } else if (ml >= 2 && ml <= 3 && it->ncp < SG_CPS) {
+            uint32_t cp = m[0] & (ml == 2 ? 0x1Fu : 0x0Fu);
+            for (size_t k = 1; k < ml; k++)
+                cp = cp << 6 | (m[k] & 0x3Fu);
+            bset(it->lead, m[0]);
+            g->cps[g->ncps++] = cp; /* in subject order: ascending */
+            it->ncp++;
+        } else
+            ok = 0; /* more than one character, or too many */
+        off = ov[1];
+    }
+    if (!ok)
+        g->ncps = it->cp0;
+    pcre2_match_data_free(md);
+    free(subj);
+    pcre2_code_free(code);
+    return ok;
+}
+
+/* A quantifier at P (parse_quant's syntax): counts into *m, *M. */
+static void sg_quant(pp *P, size_t *m, size_t *M)
+{
+    *m = *M = 1;
+    size_t at = P->i;
+    an dummy;
+    memset(&dummy, 0, sizeof dummy);
+    dummy.minb = dummy.maxb = 1;
+    parse_quant(P, &dummy);
+    an_free(&dummy);
+    if (P->fail || P->i == at)
+        return;
+    unsigned c = P->p[at];
+    if (c == '?' || c == '*')
+        *m = 0;
+    if (c == '*' || c == '+')
+        *M = PF_INF;
+    if (c == '?')
+        *M = 1;
+    if (c == '{') { /* parse_quant checked the syntax */
+        pp Q = *P;
+        Q.i = at + 1;
+        parse_num(&Q, m);
+        *M = *m;
+        if (Q.p[Q.i] == ',') {
+            Q.i++;
+            if (!parse_num(&Q, M))
+                *M = PF_INF;
+        }
+    }
+}
+
+/* The items of one sequence at P (up to '|', ')' or the end) as branch
+ * b of g.  0 when unusable. */
+static int sg_branch(pp *P, sgate *g, sgmemo *mo)
+{
+    if (g->nb == SG_BRANCHES)
+        return 0;
+    size_t ni = 0, chars = 0;
+    int taking = 1;
+    while (!P->fail && P->i < P->n && P->p[P->i] != '|' && P->p[P->i] != ')') {
+        size_t at = P->i;
+        int ic = P->icase;
+        an a;
+        parse_atom(P, &a);
+        int zw = a.zw;
+        an_free(&a);
+        if (P->fail)
+            return 0;
+        size_t m, M;
+        size_t end = P->i;
+        sg_quant(P, &m, &M);
+        if (P->fail)
+            return 0;
+        if (zw)
+            continue; /* consumes nothing: leaving it out only admits more */
+        if (P->p[at] == '(' || ni == SG_ITEMS)
+            taking = 0; /* a prefix of the items is enough */
+        if (!taking)
+            continue;
+        sgitem *it = &g->it[g->nb][ni];
+        const char *pat = (const char *)P->p + at;
+        size_t k = 0;
+        while (k < mo->n && !(mo->len[k] == end - at && mo->icase[k] == ic &&
+                              memcmp(mo->pat[k], pat, end - at) == 0))
+            k++;
+        int ok;
+        if (k < mo->n) {
+            ok = mo->ok[k];
+            *it = mo->it[k]; /* the same members (cps shared) */
+        } else {
+            ok = sg_class(g, it, pat, end - at, ic);
+            if (mo->n < SG_MEMO) {
+                mo->pat[mo->n] = pat;
+                mo->len[mo->n] = end - at;
+                mo->icase[mo->n] = ic;
+                mo->ok[mo->n] = ok;
+                mo->it[mo->n++] = *it;
+            }
+        }
+        if (!ok) {
+            taking = 0; /* members unknown: the items before it are the prefix */
+            continue;
+        }
+        it->qmin = m;
+        it->qmax = M;
+        chars = sat_add(chars, m);
+        ni++;
+    }
+    /* a branch that may match fewer than two bytes has no pair to look for */
+    if (P->fail || chars < 2)
+        return 0;
+    g->nit[g->nb++] = (unsigned char)ni;
+    return 1;
+}
+
+/* One top-level branch at P: a leading group's branches, or the branch
+ * itself.  0 when unusable. */
+static int sg_top(pp *P, sgate *g, sgmemo *mo)
+{
+    size_t at;
+    int ic, group;
+    for (;;) { /* zero-width items first */
+        at = P->i;
+        ic = P->icase;
+        if (P->i >= P->n || P->p[P->i] == '|' || P->p[P->i] == ')')
+            return 0;
+        an a;
+        parse_atom(P, &a);
+        if (!P->fail)
+            parse_quant(P, &a);
+        int zw = a.zw;
+        size_t minb = a.minb;
+        an_free(&a);
+        if (P->fail)
+            return 0;
+        if (!zw) {
+            /* a plain or capturing group, taken at least once */
+            group = P->p[at] == '(' && (P->p[at + 1] != '?' || P->p[at + 2] == ':') && minb > 0;
+            break;
+        }
+    }
+    if (!group) {
+        P->i = at;
+        P->icase = ic;
+        return sg_branch(P, g, mo);
+    }
+    pp Q = *P;
+    Q.i = at + (P->p[at + 1] == '?' ? 3 : 1);
+    Q.icase = ic;
+    for (;;) {
+        if (!sg_branch(&Q, g, mo))
+            return 0;
+        if (Q.i >= Q.n || Q.p[Q.i] != '|')
+            break;
+        Q.i++;
+    }
+    /* the rest of this branch is not needed: parse over it */
+    while (!P->fail && P->i < P->n && P->p[P->i] != '|' && P->p[P->i] != ')') {
+        an a;
+        parse_atom(P, &a);
+        if (!P->fail)
+            parse_quant(P, &a);
+        an_free(&a);
+    }
+    return !P->fail;
+}
+
+static void sgate_analyse(const char *pattern, sgate *g)
+{
+    memset(g, 0, sizeof *g);
+    pp P = { .p = (const unsigned char *)pattern, .n = strlen(pattern) };
+    g->it = calloc(SG_BRANCHES, sizeof *g->it);
+    g->nit = calloc(SG_BRANCHES, 1);
+    g->cps = malloc(SG_BRANCHES * SG_ITEMS * SG_CPS * sizeof *g->cps);
+    g->pairs = calloc(8192, 1);
+    g->tri = calloc(8192, 1);
+    sgmemo mo = { .n = 0, .it = malloc(SG_MEMO * sizeof *mo.it) };
+    int ok = g->it && g->nit && g->cps && g->pairs && g->tri && mo.it;
+    while (ok) {
+        ok = sg_top(&P, g, &mo);
+        if (!ok || P.i >= P.n)
+            break;
+        ok = P.p[P.i] == '|';
+        P.i++;
+    }
+    free(mo.it);
+    if (ok && g->ncps) { /* the pool was made for the most members */
+        uint32_t *c = realloc(g->cps, g->ncps * sizeof *c);
+        if (c)
+            g->cps = c;
+    }
+    /* the pairs: two bytes some branch may begin with */
+    size_t npairs = 0;
+    for (unsigned b0 = 0; ok && b0 < 256; b0++) {
+        if (b0 >= 0x80 && b0 < 0xC0)
+            continue; /* no character starts with a continuation byte */
+        unsigned char t[2] = { (unsigned char)b0, 0 };
+        int any = 0;
+        for (size_t b = 0; b < g->nb && !any; b++)
+            any = sg_fit(g, b, t, 1, 1);
+        for (unsigned b1 = 0; any && b1 < 256; b1++) {
+            unsigned char u[3] = { (unsigned char)b0, (unsigned char)b1, 0 };
+            unsigned fits = 0; /* the branches the pair begins */
+            for (size_t b = 0; b < g->nb; b++)
+                if (sg_fit(g, b, u, 2, 1))
+                    fits |= 1u << b;
+            if (!fits)
+                continue;
+            bset(g->pairs, b0 | b1 << 8);
+            npairs++;
+            /* and the third bytes after it */
+            for (unsigned b2 = 0; b2 < 256; b2++) {
+                u[2] = (unsigned char)b2;
+                for (size_t b = 0; b < g->nb; b++)
+                    if (fits >> b & 1 && sg_fit(g, b, u, 3, 1)) {
+                        bset(g->tri, sg_tri(u));
+                        break;
+                    }
+            }
+        }
+    }
+    /* a gate much text passes would cost more than it saves */
+    if (!ok || npairs > SG_PAIRS_MAX)
+        sgate_clear(g);
+}
+
+static size_t next_hit(const unsigned char *t, size_t i, size_t end, const unsigned char *bm);
+
+/* The first position in w[from..end) where some branch of g fits (end
+ * when none). */
+static size_t sgate_find(const sgate *g, const char *w, size_t from, size_t end)
+{
+    const unsigned char *t = (const unsigned char *)w;
+    if (from >= end || end - from < 2)
+        return end;
+    for (size_t i = from;; i++) {
+        i = next_hit(t, i, end - 1, g->pairs);
+        if (i >= end - 1)
+            break;
+        if (i + 2 < end && !bget(g->tri, sg_tri(t + i)))
+            continue;
+        for (size_t b = 0; b < g->nb; b++)
+            if (sg_fit(g, b, t + i, end - i, 0))
+                return i;
+    }
+    return end;
+}
+
 /* ==== Scanner ==== */
 
 /* Work bounds for one pcre2_match call.  A catastrophic pattern stops
@@ -2004,6 +2525,12 @@ typedef struct cvec {
     size_t n, cap;
 } cvec;
 
+/* Positions (start-gate starts). */
+typedef struct svec {
+    size_t *v;
+    size_t n, cap;
+} svec;
+
 /* Strings every match of a rule begins with (see lead_strs). */
 #define LP_MAX 16
 typedef struct lpre {
@@ -2054,7 +2581,15 @@ struct lg_scanner {
     lpre *lp;                    /* per rule without a prefilter: strings every match
                                   * starts with, when known (lead_strs) */
     rgate *gate;                 /* per rule without a prefilter: its run gate */
-    /* The prefilter tables above (pf, ents, pofs, bm, ls, tofs, tg, lead, nlead, lp, gate)
+    sgate *sg;                   /* per rule without a prefilter: its start gate */
+    size_t *sgr, nsgr;           /* the rules with a start gate (heap) */
+    unsigned char *sgbm;         /* [8192] the pairs of every start gate (heap; NULL: none) */
+    unsigned char *bmx;          /* [8192] bm and sgbm together (heap; NULL: none) */
+    svec *sgpos;                 /* per rule, this step: fitting starts its view's pass saw */
+    unsigned char *sgok;         /* per rule, this step: sgpos holds every one from vpos on */
+    size_t *sgi;                 /* per rule: the sgpos entry the search is at */
+    /* The prefilter tables above (pf, ents, pofs, bm, ls, tofs, tg, lead, nlead, lp, gate, sg,
+     * sgr, sgbm, bmx)
      * depend only on the policy.  Building them costs milliseconds, so the
      * policy loader builds them once (lg_scan_prepare) and every scanner
      * borrows them read-only; only the per-scan scratch is its own. */
@@ -2259,7 +2794,7 @@ static int pf_index(lg_scanner *s, size_t ri)
             return LG_E_NOMEM;
         if (!fresh)
             continue;
-        str_cost(f->s[j], l, f->ic[j], &k);
+        k = str_pair(f->s[j], l, f->ic[j]);
         unsigned a[2], b[2];
         int na = variants((unsigned char)f->s[j][k], f->ic[j], a);
         if (l == 1) {
@@ -2378,6 +2913,7 @@ static size_t lead_find(const lpre *L, const unsigned char *lead, unsigned nlead
 }
 
 static int build_index(lg_scanner *s);
+static int sg_index(lg_scanner *s);
 
 lg_scanner *lg_scanner_new(const lg_policy *p)
 {
@@ -2424,7 +2960,10 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
     s->rview = calloc(nr, 1);
     s->vpos = calloc(nr, sizeof *s->vpos);
     s->seen = calloc(nr, sizeof *s->seen);
-    if (!s->cand || !s->rview || !s->vpos || !s->seen) {
+    s->sgpos = calloc(nr, sizeof *s->sgpos);
+    s->sgok = calloc(nr, 1);
+    s->sgi = calloc(nr, sizeof *s->sgi);
+    if (!s->cand || !s->rview || !s->vpos || !s->seen || !s->sgpos || !s->sgok || !s->sgi) {
         lg_scanner_free(s);
         return NULL;
     }
@@ -2444,6 +2983,11 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         s->nlead = t->nlead;
         s->lp = t->lp;
         s->gate = t->gate;
+        s->sg = t->sg;
+        s->sgr = t->sgr;
+        s->nsgr = t->nsgr;
+        s->sgbm = t->sgbm;
+        s->bmx = t->bmx;
         if (!(s->fseen = calloc(s->nls / 64 + 1, sizeof *s->fseen))) {
             lg_scanner_free(s);
             return NULL;
@@ -2473,7 +3017,8 @@ static int build_index(lg_scanner *s)
     s->nlead = calloc(nr, 1);
     s->lp = calloc(nr, sizeof *s->lp);
     s->gate = calloc(nr, sizeof *s->gate);
-    if (!s->pf || !s->pofs || !s->bm || !s->lead || !s->nlead || !s->lp || !s->gate)
+    s->sg = calloc(nr, sizeof *s->sg);
+    if (!s->pf || !s->pofs || !s->bm || !s->lead || !s->nlead || !s->lp || !s->gate || !s->sg)
         return LG_E_NOMEM;
     ccache *cc = calloc(1, sizeof *cc); /* NULL: no cache, same result */
     int rc = LG_OK;
@@ -2488,6 +3033,10 @@ static int build_index(lg_scanner *s)
             lead_bytes(s, i);
             lead_strs(s, i, cc);
             rgate_analyse(r->pattern, &s->gate[i], cc);
+            /* a memchr for rare lead bytes does better, and a run gate
+             * already rules out most texts for a rule of long runs */
+            if (!s->nlead[i] && !s->gate[i].nb)
+                sgate_analyse(r->pattern, &s->sg[i]);
         }
     }
     if (cc)
@@ -2498,7 +3047,36 @@ static int build_index(lg_scanner *s)
     s->lhash = NULL;
     if (rc == LG_OK)
         rc = tg_group(s);
+    if (rc == LG_OK)
+        rc = sg_index(s);
     return rc == LG_OK ? ent_group(s) : rc;
+}
+
+/* The rules with a start gate, and their pairs beside the literal pass's
+ * (the pass notes their fitting starts as it goes: cand_pass). */
+static int sg_index(lg_scanner *s)
+{
+    const lg_policy *p = s->p;
+    for (size_t i = 0; i < p->nrules; i++)
+        if (s->sg[i].nb)
+            s->nsgr++;
+    if (!s->nsgr)
+        return LG_OK;
+    s->sgr = malloc(s->nsgr * sizeof *s->sgr);
+    s->sgbm = calloc(8192, 1);
+    s->bmx = malloc(8192);
+    if (!s->sgr || !s->sgbm || !s->bmx)
+        return LG_E_NOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < p->nrules; i++)
+        if (s->sg[i].nb) {
+            s->sgr[k++] = i;
+            for (size_t j = 0; j < 8192; j++)
+                s->sgbm[j] |= s->sg[i].pairs[j];
+        }
+    for (size_t j = 0; j < 8192; j++)
+        s->bmx[j] = s->bm[j] | s->sgbm[j];
+    return LG_OK;
 }
 
 int lg_scan_prepare(lg_policy *p)
@@ -2543,6 +3121,12 @@ void lg_scanner_free(lg_scanner *s)
     free(s->rview);
     free(s->vpos);
     free(s->seen);
+    if (s->sgpos)
+        for (size_t i = 0; i < s->p->nrules; i++)
+            free(s->sgpos[i].v);
+    free(s->sgpos);
+    free(s->sgok);
+    free(s->sgi);
     free(s->nbuf);
     free(s->fseen);
     lg_nmap_free(&s->nmap);
@@ -2567,6 +3151,13 @@ void lg_scanner_free(lg_scanner *s)
             for (size_t i = 0; i < s->p->nrules; i++)
                 rgate_clear(&s->gate[i]);
         free(s->gate);
+        if (s->sg)
+            for (size_t i = 0; i < s->p->nrules; i++)
+                sgate_clear(&s->sg[i]);
+        free(s->sg);
+        free(s->sgr);
+        free(s->sgbm);
+        free(s->bmx);
     }
     free(s);
 }
@@ -2834,6 +3425,28 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
             }
             ws = q;
         }
+        if (!pf && !partial && !sc->ref && sc->sg[ri].nb) {
+            /* one start at a time, where one may be (see sgate): as
+             * noted by this step's literal pass when it covered ws */
+            size_t q;
+            if (sc->sgok[ri] && ws >= sc->vpos[ri]) {
+                const svec *L = &sc->sgpos[ri];
+                size_t k = sc->sgi[ri];
+                if (k > 0 && L->v[k - 1] >= ws)
+                    k = 0;
+                while (k < L->n && L->v[k] < ws)
+                    k++;
+                sc->sgi[ri] = k;
+                q = k < L->n ? L->v[k] : end;
+            } else
+                q = sgate_find(&sc->sg[ri], w, ws, end);
+            if (q >= end) {
+                *hold = end;
+                break;
+            }
+            ws = q;
+            lim = q;
+        }
         pcre2_set_offset_limit(sc->mctx, lim);
         /* A candidate window needs the text up to reach past its last
          * start only, and no further: PCRE2 looks for a pattern's required
@@ -2845,7 +3458,7 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
          * cut anyway is redone on the whole text. */
         size_t mend = end;
         uint32_t mopts = opts;
-        if (lim != PCRE2_UNSET && pf->reach < PF_INF && end - lim > pf->reach + 16) {
+        if (pf && lim != PCRE2_UNSET && pf->reach < PF_INF && end - lim > pf->reach + 16) {
             mend = lim + pf->reach + 8;
             while (mend < end && ((unsigned char)w[mend] & 0xC0) == 0x80)
                 mend++;
@@ -2951,14 +3564,48 @@ static size_t next_hit(const unsigned char *t, size_t i, size_t end, const unsig
     return i;
 }
 
+/* Note i in the start-gate lists of the rules of view kind `which` whose
+ * gate fits there (sgate), each at or after its own search start: what
+ * sgate_find would find, made on the literal pass's walk. */
+static int sg_note(lg_scanner *sc, unsigned char which, const unsigned char *t, size_t i,
+                   size_t end)
+{
+    unsigned idx = pair_at(t + i);
+    for (size_t k = 0; k < sc->nsgr; k++) {
+        size_t ru = sc->sgr[k];
+        const sgate *g = &sc->sg[ru];
+        if (sc->rview[ru] != which || i < sc->vpos[ru] || !bget(g->pairs, idx) ||
+            (i + 2 < end && !bget(g->tri, sg_tri(t + i))))
+            continue;
+        size_t b = 0;
+        while (b < g->nb && !sg_fit(g, b, t + i, end - i, 0))
+            b++;
+        if (b == g->nb)
+            continue;
+        svec *L = &sc->sgpos[ru];
+        if (L->n == L->cap) {
+            size_t cap = L->cap ? L->cap * 2 : 16;
+            size_t *nv = realloc(L->v, cap * sizeof *nv);
+            if (!nv)
+                return LG_E_NOMEM;
+            L->v = nv;
+            L->cap = cap;
+        }
+        L->v[L->n++] = i;
+    }
+    return LG_OK;
+}
+
 /* Record literal occurrences in view vw (from lo) for the rules of view
- * kind `which`, each at or after its own search start. */
-static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t lo)
+ * kind `which`, each at or after its own search start; and, when sg, the
+ * starts where start gates fit (sg_note). */
+static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t lo, int sg)
 {
     const unsigned char *t = (const unsigned char *)vw->t;
     size_t end = vw->end;
     /* local copies: the stores below (seen, cand) could alias them */
-    const unsigned char *bm = sc->bm;
+    const unsigned char *bm = sg ? sc->bmx : sc->bm;
+    const unsigned char *sgbm = sc->sgbm;
     const uint32_t *pofs = sc->pofs;
     const pent *ents = sc->ents;
     const unsigned char *rview = sc->rview;
@@ -2971,6 +3618,11 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
         if (i >= end)
             break;
         unsigned idx = pair_at(t + i);
+        if (sg && bget(sgbm, idx) && i + 1 < end) {
+            int rc = sg_note(sc, which, t, i, end);
+            if (rc)
+                return rc;
+        }
         /* strings filed under the pair, then one-byte strings starting here */
         for (unsigned key = idx;; key = PAIRS + t[i]) {
             for (uint32_t e = pofs[key], ee = pofs[key + 1]; e < ee; e++) {
@@ -3006,8 +3658,8 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
                         cv->v = nv;
                         cv->cap = cap;
                     }
-                    size_t ws = back_start(&pf->b[br], vw->t, end, vpos[ru], f);
-                    cv->v[cv->n++] = (cand){ .ws = ws, .f = f, .br = br };
+                    /* ws comes later, for the candidates cand_gate keeps */
+                    cv->v[cv->n++] = (cand){ .ws = f, .f = f, .br = br };
                 }
             }
             if (key >= PAIRS)
@@ -3086,6 +3738,26 @@ static int cmp_pos(const void *a, const void *b)
     if (x->rule != y->rule)
         return x->rule < y->rule ? -1 : 1;
     return 0;
+}
+
+/* Sort findings by cmp_pos, stably: an insertion sort for the few of a
+ * step (most are nearly in order already), glibc's merge sort (stable
+ * too, so the order is the same) for many. */
+static void sort_pos(lg_finding *v, size_t n)
+{
+    if (n > 32) {
+        qsort(v, n, sizeof *v, cmp_pos);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        lg_finding x = v[i];
+        size_t j = i;
+        while (j > 0 && cmp_pos(&v[j - 1], &x) > 0) {
+            v[j] = v[j - 1];
+            j--;
+        }
+        v[j] = x;
+    }
 }
 
 /* Priority for overlap resolution: stronger action, then earlier start,
@@ -3202,7 +3874,7 @@ static int release(lg_sscan *ss, size_t rel, lg_vault *v, lg_buf *out, lg_findin
     int enforce = (ss->flags & LG_SCAN_ENFORCE) != 0;
 
     if (ss->npend > 1)
-        qsort(ss->pend, ss->npend, sizeof *ss->pend, cmp_pos);
+        sort_pos(ss->pend, ss->npend);
     size_t nb = 0;
     while (nb < ss->npend && ss->pend[nb].start < ss->base + rel)
         nb++;
@@ -3336,25 +4008,74 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
         sc->vpos[i] = v_from(w == 1 ? vr : vn, po);
         if (sc->pf[i].ok && sc->vpos[i] < lo[w])
             lo[w] = sc->vpos[i];
+        sc->sgpos[i].n = 0;
+        sc->sgok[i] = 0;
+        sc->sgi[i] = 0;
     }
     if (sc->ref)
         return LG_OK;
     for (unsigned char w = 1; w <= 2; w++) {
         if (lo[w] == (size_t)-1)
             continue;
+        /* start gates come along when the pass covers their search */
+        int sg = 0;
+        for (size_t k = 0; k < sc->nsgr; k++) {
+            size_t ru = sc->sgr[k];
+            if (sc->rview[ru] == w && sc->vpos[ru] >= lo[w])
+                sg = sc->sgok[ru] = 1;
+        }
         memset(sc->fseen, 0, (sc->nls / 64 + 1) * sizeof *sc->fseen);
-        int rc = cand_pass(sc, w == 1 ? vr : vn, w, lo[w]);
+        int rc = cand_pass(sc, w == 1 ? vr : vn, w, lo[w], sg);
         if (rc)
             return rc;
         factor_seen(sc, w);
     }
     for (size_t i = 0; i < pol->nrules; i++) {
-        if (sc->pf[i].nfac && sc->cand[i].n)
-            cand_gate(&sc->pf[i], sc->seen[i], &sc->cand[i]);
-        if (sc->cand[i].n > 1)
-            cand_sort(&sc->cand[i]);
+        cvec *cv = &sc->cand[i];
+        if (!cv->n)
+            continue;
+        if (sc->pf[i].nfac)
+            cand_gate(&sc->pf[i], sc->seen[i], cv);
+        const view *vw = sc->rview[i] == 1 ? vr : vn;
+        for (size_t k = 0; k < cv->n; k++)
+            cv->v[k].ws = back_start(&sc->pf[i].b[cv->v[k].br], vw->t, vw->end, sc->vpos[i],
+                                     cv->v[k].f);
+        if (cv->n > 1)
+            cand_sort(cv);
     }
     return LG_OK;
+}
+
+/* Whether the text near rule i's candidates holds the run its gate needs
+ * (rgate): a match starts in a candidate window [ws, f] and consumes at
+ * most reach bytes, so its run lies in [ws, f + reach]; only those
+ * stretches (merged where they overlap) are looked at, not the whole
+ * view. */
+static int gate_near(const lg_scanner *sc, size_t i, const view *vw)
+{
+    const rpf *pf = &sc->pf[i];
+    const cvec *cv = &sc->cand[i];
+    const rgate *g = &sc->gate[i];
+    if (pf->reach >= PF_INF)
+        return rgate_pass(g, vw->t, sc->vpos[i], vw->end);
+    size_t a = 0, b = 0;
+    int open = 0;
+    for (size_t k = 0; k < cv->n; k++) { /* in order of ws (cand_sort) */
+        size_t lo = cv->v[k].ws, hi = sat_add(sat_add(cv->v[k].f, pf->reach), 4);
+        if (hi > vw->end)
+            hi = vw->end;
+        if (open && lo <= b) {
+            if (hi > b)
+                b = hi;
+            continue;
+        }
+        if (open && rgate_pass(g, vw->t, a, b))
+            return 1;
+        a = lo;
+        b = hi;
+        open = 1;
+    }
+    return open && rgate_pass(g, vw->t, a, b);
 }
 
 /* One step: append p[0..n) and release what is safe. */
@@ -3388,8 +4109,7 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
         const view *vw = sc->rview[i] == 1 ? &vr : &vn;
         size_t h;
         if (final && !sc->ref && sc->pf[i].ok &&
-            (!sc->cand[i].n ||
-             (sc->gate[i].nb && !rgate_pass(&sc->gate[i], vw->t, sc->vpos[i], vw->end)))) {
+            (!sc->cand[i].n || (sc->gate[i].nb && !gate_near(sc, i, vw)))) {
             /* what rule_pass finds without a candidate or a tail window:
              * nothing, so no call (most rules on most texts); nor with
              * candidates but without the run every match needs (the digit

@@ -7,8 +7,8 @@
  * placeholders and restoration, lookbehind, \b, anchors, a block rule,
  * possibly long matches, literals gated by other literals (some shared by
  * two rules), runs with and without literals and a rule found by its
- * lead characters and one matching the invisible characters the view
- * keeps is compiled once. */
+ * lead characters, one matching the invisible characters the view keeps
+ * and one found by its start gate (spaced-out letters) is compiled once. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +55,14 @@ static lg_rule rules[] = {
     { .id = "kept", .pattern = "[\\x{ad}\\x{200b}-\\x{200d}\\x{202a}-\\x{202e}\\x{2060}"
                                "\\x{2066}-\\x{2069}\\x{feff}\\x{e0000}-\\x{e007f}]",
       .action = LG_ACT_LOG },
+    /* a start gate: no literal, letters spaced out by separators (the
+     * classes as PCRE2 has them: Unicode spaces, U+212A for k, four-byte
+     * characters), each letter with its full-width form */
+    { .id = "spaced",
+      .pattern = "(?i)(?<![\\p{L}\\p{N}])(?:[c\\x{FF43}][\\s.\\x{200B}]{0,2}[a\\x{FF41}][\\s.\\x{200B}]"
+                 "{0,2}[t\\x{FF54}]|[k\\x{FF4B}][\\s._]{0,2}[o\\x{FF4F}][\\s._]{0,2}[i\\x{FF49}])"
+                 "[\\s\\x{3000}]{1,3}[x\\x{FF58}\\x{1F600}]",
+      .action = LG_ACT_REDACT, .mask = "[S]" },
     /* a run gate: no literal, a long run of one class */
     { .id = "blob", .pattern = "(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{16,64}(?![A-Za-z0-9+/])|(?:%[0-9A-F]{2}){6,}",
       .action = LG_ACT_LOG },
