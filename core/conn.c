@@ -90,6 +90,11 @@ struct lg_conn {
      * before the first reading, and when the key could not be kept). */
     lg_buf scope_key;
     int scope_keyed;
+    /* Prompt texts known clean (clean_lookup): NULL until the first text
+     * is kept; owned, freed with the connection.  clean_ok: the policy
+     * allows it (no rule's result on the prompt side depends on state). */
+    struct clean_cache *clean;
+    int clean_ok;
     lg_buf evbuf;         /* the event being serialised (reused: one per decision) */
     int passthrough, closing;
     lg_conn_stats st;
@@ -339,6 +344,135 @@ static void block_message(char *buf, size_t n, const char *what, const lg_rule *
 {
     snprintf(buf, n, "llmguard: %s blocked by policy: %s (rule %s)", what,
              r->message && *r->message ? r->message : "matched a blocking rule", r->id);
+}
+
+/* ==== Known-clean prompt texts ====
+ *
+ * Chat clients resend the system prompt and the whole history with every
+ * turn, and each resent text was scanned clean the turn before.  A text
+ * the rules found nothing in is kept here, and a later text of the same
+ * role scanned with the same flags whose bytes are equal is not scanned
+ * again: the scan's result depends on nothing else.  The policy and the
+ * scanner are the connection's and never change; a rule that restores
+ * placeholders asks the vault (scan.h), whose contents do change, so
+ * with such a rule on the prompt side nothing is kept (clean_ok).  Only
+ * texts with no finding at all, action allow and an unchanged output are
+ * kept, so a hit stands for "scanned: nothing", and the scope check, the
+ * event and the forwarding still see the text as before.  Entries are
+ * compared byte for byte, not by a hash: no collision can make a text
+ * pass unscanned.  Bounded: CLEAN_MAX texts, CLEAN_BYTES bytes in all;
+ * when full, the least recently used text not used by the current
+ * request gives way (so a history longer than the cache keeps its first
+ * part rather than evicting each entry just before it is needed). */
+#define CLEAN_MAX 32
+#define CLEAN_BYTES ((size_t)128 << 10)
+
+struct clean_ent {
+    char *text;     /* owned (malloc), cap bytes; may outlive a len of 0 */
+    size_t cap;
+    size_t len;     /* 0: a free slot */
+    unsigned role, flags;
+    uint64_t used;  /* clean->tick of its last use */
+    /* The event's text summary of this text when it is a request's first
+     * (a system prompt usually is): computed at the first such hit. */
+    int has_sum;
+    lg_event_sum sum;
+};
+
+struct clean_cache {
+    struct clean_ent e[CLEAN_MAX];
+    size_t bytes;   /* memory the entries hold: the sum of their cap */
+    uint64_t tick;  /* bumped per inspected request */
+};
+
+/* Is text[0..n) of this role, scanned with flags, known clean?  Its entry,
+ * or NULL.  An entry found stays until the request's end. */
+static struct clean_ent *clean_lookup(lg_conn *c, unsigned role, unsigned flags, const char *text,
+                                      size_t n)
+{
+    struct clean_cache *k = c->clean;
+    if (!k || !n)
+        return NULL;
+    for (size_t i = 0; i < CLEAN_MAX; i++) {
+        struct clean_ent *x = &k->e[i];
+        if (x->len == n && x->role == role && x->flags == flags &&
+            memcmp(x->text, text, n) == 0) {
+            x->used = k->tick;
+            return x;
+        }
+    }
+    return NULL;
+}
+
+/* The least recently used entry the current request has not used, or
+ * NULL. */
+static struct clean_ent *clean_victim(struct clean_cache *k)
+{
+    struct clean_ent *v = NULL;
+    for (size_t i = 0; i < CLEAN_MAX; i++) {
+        struct clean_ent *x = &k->e[i];
+        if (x->len && x->used != k->tick && (!v || x->used < v->used))
+            v = x;
+    }
+    return v;
+}
+
+static void clean_drop(struct clean_cache *k, struct clean_ent *x)
+{
+    k->bytes -= x->cap;
+    free(x->text);
+    x->text = NULL;
+    x->cap = x->len = 0;
+}
+
+/* Keep text[0..n) as clean, if there is room (see above).  Failing to
+ * keep it only costs a scan later.  A request whose texts are all new (a
+ * chat's latest turn) comes through here every time, so the entry that
+ * gives way lends its memory when that fits n (up to twice n: the bound
+ * counts memory, not text). */
+static void clean_keep(lg_conn *c, unsigned role, unsigned flags, const char *text, size_t n)
+{
+    if (!n || n > CLEAN_BYTES)
+        return;
+    struct clean_cache *k = c->clean;
+    if (!k && !(k = c->clean = calloc(1, sizeof *k)))
+        return;
+    struct clean_ent *slot = NULL;
+    for (size_t i = 0; i < CLEAN_MAX && !slot; i++)
+        if (!k->e[i].len)
+            slot = &k->e[i];
+    if (!slot && !(slot = clean_victim(k)))
+        return;
+    slot->len = 0; /* free, or given way */
+    if (slot->cap < n || slot->cap > 2 * n + 64) {
+        clean_drop(k, slot);
+        while (k->bytes + n > CLEAN_BYTES) {
+            struct clean_ent *v = clean_victim(k);
+            if (!v)
+                return;
+            clean_drop(k, v);
+        }
+        if (!(slot->text = malloc(n)))
+            return;
+        slot->cap = n;
+        k->bytes += n;
+    }
+    memcpy(slot->text, text, n);
+    slot->len = n;
+    slot->role = role;
+    slot->flags = flags;
+    slot->used = k->tick;
+    slot->has_sum = 0;
+}
+
+static void clean_free(lg_conn *c)
+{
+    if (!c->clean)
+        return;
+    for (size_t i = 0; i < CLEAN_MAX; i++)
+        free(c->clean->e[i].text);
+    free(c->clean);
+    c->clean = NULL;
 }
 
 /* ==== Request inspection ==== */
@@ -613,18 +747,37 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     unsigned flags = enforcing(c) ? LG_SCAN_ENFORCE : 0;
     int strongest = LG_ACT_ALLOW;
     const lg_rule *blocker = NULL;
+    if (c->clean)
+        c->clean->tick++;
+    struct clean_ent *first = NULL; /* texts[0]'s entry, when known clean */
     for (size_t i = 0; !rc && i < doc->ntexts; i++) {
         lg_api_text *t = &doc->texts[i];
         rc = text_begin(&tr[i], c->rbody.data + t->start, t->end - t->start, c->pol->max_body,
                         c->pol->max_body * 2 + 1024);
         if (rc)
             break;
-        int a = lg_scan_text(c->sc, LG_ON_PROMPT, t->role, flags, tr[i].orig.data ? tr[i].orig.data : "",
-                             tr[i].orig.len, c->vault, &tr[i].out, &tr[i].f);
+        const char *txt = tr[i].orig.data ? tr[i].orig.data : "";
+        struct clean_ent *hit = c->clean_ok ? clean_lookup(c, t->role, flags, txt, tr[i].orig.len)
+                                            : NULL;
+        if (hit) {
+            if (i == 0)
+                first = hit;
+            /* what the scan gives a text it finds nothing in: the text
+             * itself, no findings, allow */
+            rc = lg_buf_append(&tr[i].out, txt, tr[i].orig.len);
+            tr[i].action = LG_ACT_ALLOW;
+            c->st.scan_cached++;
+            continue;
+        }
+        int a = lg_scan_text(c->sc, LG_ON_PROMPT, t->role, flags, txt, tr[i].orig.len, c->vault,
+                             &tr[i].out, &tr[i].f);
         if (a < 0) {
             rc = a;
             break;
         }
+        if (c->clean_ok && a == LG_ACT_ALLOW && tr[i].f.n == 0 && tr[i].f.dropped == 0 &&
+            !text_changed(&tr[i]))
+            clean_keep(c, t->role, flags, txt, tr[i].orig.len);
         strongest = tally(c, &tr[i].f, strongest, &blocker);
         tr[i].action = a;
     }
@@ -683,6 +836,13 @@ static int inspect_request(lg_conn *c, lg_buf *to_server, lg_buf *to_client)
     e.texts = et;
     e.ntexts = doc->ntexts;
     e.status = blocked ? 403 : 0;
+    if (first) { /* et[0] is first's bytes: its summary is kept with it */
+        if (!first->has_sum) {
+            lg_event_sum_texts(&first->sum, et, 1);
+            first->has_sum = 1;
+        }
+        e.sum_prefix = &first->sum;
+    }
     /* One clock read for the end of inspection, the time held and the
      * event's own time stamp (each read is a vDSO call). */
     uint64_t t1 = now(c);
@@ -1822,6 +1982,10 @@ lg_conn *lg_conn_new(const lg_conn_cfg *cfg)
         c->canary = dupstr(cfg->canary);
     c->sc = lg_scanner_new(p);
     c->doc = malloc(sizeof *c->doc);
+    c->clean_ok = 1;
+    for (size_t i = 0; i < p->nrules; i++)
+        if (p->rules[i].restore && (p->rules[i].on & LG_ON_PROMPT))
+            c->clean_ok = 0;
     /* Held bytes: a request body, its raw framing (chunk overhead), and
      * pieces of input not yet parsed. */
     lg_buf_init(&c->in, LG_HTTP_MAX_HEAD + FEED_PIECE * 2);
@@ -1863,6 +2027,7 @@ void lg_conn_free(lg_conn *c)
     free(c->doc);
     free(c->scope);
     lg_buf_free(&c->scope_key);
+    clean_free(c);
     free(c->endpoint);
     free(c->id_prefix);
     free(c->exe);

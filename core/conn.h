@@ -22,8 +22,16 @@
  * A blocking finding cuts a stream with the API's in-stream error form and a
  * proper end of stream.
  *
+ * Chat clients resend the system prompt and the history every turn: a
+ * prompt text the rules found nothing in is remembered, by its bytes, and
+ * not scanned again on this connection when it comes again in the same
+ * role (lg_conn_stats.scan_cached); decisions, output and events are those
+ * of a scan.
+ *
  * Ownership: lg_conn_new copies what it needs from cfg except the policy,
- * vault and callbacks' user data, which must outlive the connection.
+ * vault and callbacks' user data, which must outlive the connection.  The
+ * connection owns everything it allocates, the remembered texts included
+ * (at most 32 texts, 128 KiB in all), and lg_conn_free frees it.
  * Output goes into caller-owned lg_bufs (appended).  Not thread-safe: one
  * connection is driven by one thread at a time. */
 #ifndef LG_CONN_H
@@ -109,6 +117,8 @@ typedef struct lg_conn_stats {
     uint64_t uninspected; /* messages passed or refused because they could not be inspected */
     uint64_t scope_reads; /* requests whose system texts the scope check read */
     uint64_t scope_reused; /* requests whose system texts equalled the previous ones': not read again */
+    uint64_t scan_cached; /* prompt texts the rules had found nothing in before on this
+                             connection (same bytes, role, flags): not scanned again */
 } lg_conn_stats;
 
 void lg_conn_get_stats(const lg_conn *c, lg_conn_stats *st);

@@ -240,20 +240,39 @@ static int findings(lg_buf *o, const lg_event *e)
     return rc ? rc : LIT(o, "]");
 }
 
+/* Fold texts[from..n) into sum: each text, then a NUL. */
+static void sum_more(lg_event_sum *sum, const lg_event_text *texts, size_t from, size_t n)
+{
+    for (size_t i = from; i < n; i++) {
+        lg_sha256_update(&sum->sha, texts[i].text, texts[i].len);
+        lg_sha256_update(&sum->sha, "", 1);
+        sum->chars += utf8_chars(texts[i].text, texts[i].len);
+    }
+    sum->ntexts = n;
+}
+
+void lg_event_sum_texts(lg_event_sum *sum, const lg_event_text *texts, size_t n)
+{
+    lg_sha256_init(&sum->sha);
+    sum->chars = 0;
+    sum_more(sum, texts, 0, n);
+}
+
 /* The text summary: total characters, one hash over all inspected texts
- * (each followed by a NUL so that ["ab","c"] and ["a","bc"] differ). */
+ * (each followed by a NUL so that ["ab","c"] and ["a","bc"] differ),
+ * continued from e->sum_prefix when there is one. */
 static int text_summary(lg_buf *o, const lg_event *e)
 {
-    lg_sha256 s;
+    lg_event_sum sum;
     uint8_t d[32];
-    size_t chars = 0;
-    lg_sha256_init(&s);
-    for (size_t i = 0; i < e->ntexts; i++) {
-        lg_sha256_update(&s, e->texts[i].text, e->texts[i].len);
-        lg_sha256_update(&s, "", 1);
-        chars += utf8_chars(e->texts[i].text, e->texts[i].len);
+    if (e->sum_prefix && e->sum_prefix->ntexts <= e->ntexts) {
+        sum = *e->sum_prefix;
+        sum_more(&sum, e->texts, sum.ntexts, e->ntexts);
+    } else {
+        lg_event_sum_texts(&sum, e->texts, e->ntexts);
     }
-    lg_sha256_final(&s, d);
+    size_t chars = sum.chars;
+    lg_sha256_final(&sum.sha, d);
     int rc = LIT(o, ",\"text\":{\"fields\":");
     if (!rc)
         rc = append_ull(o, e->ntexts);

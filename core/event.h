@@ -14,6 +14,7 @@
 
 #include "buf.h"
 #include "scan.h"
+#include "sha256.h"
 
 #define LG_EVENT_VERSION 1
 
@@ -25,6 +26,18 @@ typedef struct lg_event_text {
     const lg_finding *findings; /* findings in this text; offsets into text */
     size_t nfindings;
 } lg_event_text;
+
+/* The text summary's state after the first `ntexts` texts (each hashed with
+ * its NUL, chars counted): lets a caller that has seen those texts before
+ * skip hashing them again.  Valid only for the same bytes. */
+typedef struct lg_event_sum {
+    lg_sha256 sha;           /* after texts[0..ntexts) and their NULs */
+    size_t ntexts;
+    size_t chars;            /* UTF-8 characters in those texts */
+} lg_event_sum;
+
+/* Compute *sum over texts[0..n). */
+void lg_event_sum_texts(lg_event_sum *sum, const lg_event_text *texts, size_t n);
 
 typedef struct lg_event {
     const char *id;
@@ -47,6 +60,10 @@ typedef struct lg_event {
     uint64_t inspect_us;     /* time spent inspecting (0 unknown) */
     uint64_t held_us;        /* request: time from first byte to forwarding */
     size_t holdback_max;     /* response: largest hold-back seen, in bytes */
+    /* Optional: the summary of texts[0..sum_prefix->ntexts), which must be
+     * those very bytes (the event is the same with it or without it).
+     * Borrowed; NULL when none. */
+    const lg_event_sum *sum_prefix;
 } lg_event;
 
 /* Append e as one JSON object (no newline). */
