@@ -2198,6 +2198,22 @@ static int next_word(const char *text, size_t n, size_t *pos, tok *t)
     return 1;
 }
 
+/* A fixed list of short words with their lengths, so that a lookup, which
+ * runs for every word of every checked text, measures nothing. */
+struct short_word {
+    char s[12];      /* the word, NUL-padded */
+    unsigned char n; /* its length */
+};
+#define SW(w) { w, sizeof(w) - 1 }
+
+static int in_short_words(const struct short_word *l, size_t nl, const char *w, size_t n)
+{
+    for (size_t i = 0; i < nl; i++)
+        if (l[i].n == n && memcmp(l[i].s, w, n) == 0)
+            return 1;
+    return 0;
+}
+
 #define ASK_BEFORE 80 /* bytes before a secret's name an asking word may start in */
 #define ASK_AFTER 60  /* bytes after it */
 
@@ -2205,16 +2221,15 @@ static int next_word(const char *text, size_t n, size_t *pos, tok *t)
  * password", "confirm the password", "write a poem about the password"). */
 static int is_ask(const char *w, size_t n)
 {
-    static const char *const ask[] = {
-        "what", "what's", "whats", "which", "tell", "reveal", "give", "share", "say", "spell",
-        "print", "show", "repeat", "disclose", "divulge", "provide", "output", "display", "type",
-        "write", "send", "confirm", "hint", "guess", "remind", "know", "need", "want", "forgot",
-        "forget", "list", "enter", "expose", "recite", "translate", "encode", "reverse", "complete",
-        "leak", "read", "hand", "access", "unlock" };
-    for (size_t i = 0; i < sizeof ask / sizeof *ask; i++)
-        if (strlen(ask[i]) == n && memcmp(ask[i], w, n) == 0)
-            return 1;
-    return 0;
+    static const struct short_word ask[] = {
+        SW("what"), SW("what's"), SW("whats"), SW("which"), SW("tell"), SW("reveal"), SW("give"),
+        SW("share"), SW("say"), SW("spell"), SW("print"), SW("show"), SW("repeat"),
+        SW("disclose"), SW("divulge"), SW("provide"), SW("output"), SW("display"), SW("type"),
+        SW("write"), SW("send"), SW("confirm"), SW("hint"), SW("guess"), SW("remind"), SW("know"),
+        SW("need"), SW("want"), SW("forgot"), SW("forget"), SW("list"), SW("enter"), SW("expose"),
+        SW("recite"), SW("translate"), SW("encode"), SW("reverse"), SW("complete"), SW("leak"),
+        SW("read"), SW("hand"), SW("access"), SW("unlock") };
+    return in_short_words(ask, sizeof ask / sizeof *ask, w, n);
 }
 
 /* Is there an asking word (is_ask) near text[s..e)?  Secret names are
@@ -2278,12 +2293,10 @@ struct person_seen {
  * word between). */
 static int is_det(const char *w, size_t n)
 {
-    static const char *const det[] = { "the", "this", "that", "these", "those", "your",
-                                       "our", "their", "his", "her", "its" };
-    for (size_t i = 0; i < sizeof det / sizeof *det; i++)
-        if (strlen(det[i]) == n && memcmp(det[i], w, n) == 0)
-            return 1;
-    return 0;
+    static const struct short_word det[] = { SW("the"), SW("this"), SW("that"), SW("these"),
+                                             SW("those"), SW("your"), SW("our"), SW("their"),
+                                             SW("his"), SW("her"), SW("its") };
+    return in_short_words(det, sizeof det / sizeof *det, w, n);
 }
 
 /* Word wi (token x) is a name or referent (isref) or attribute (isattr)
