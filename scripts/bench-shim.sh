@@ -10,7 +10,10 @@
 #      and, when nginx is installed, for an nginx reverse proxy on loopback
 #      (the hop a user would otherwise add: target, the shim adds less),
 #      with the client's CPU time per request beside it (the work the shim
-#      adds, which a shared machine disturbs less than it does latency);
+#      adds, which a shared machine disturbs less than it does latency),
+#      and how many events of one more "collector up" run went by the spool
+#      file because the collector's socket queue was full.  Each request
+#      is the same system prompt and a numbered user turn (shim_bench.c);
 #   3. streamed answers: µs added per token.
 # The helper is tests/bench/shim_bench.c, compiled here with cc.  Every
 # figure is the best of a few rounds alternating with and without, so that a
@@ -188,6 +191,27 @@ if [ -s "$tmp/req-nginx" ]; then
        "(shim $(calc %+.1f "$s50 - $b50") µs, nginx $(calc %+.1f "$n50 - $b50") µs)"
 else
   echo "  (nginx not installed: no reverse-proxy comparison; apt-get install nginx-light)"
+fi
+# How the "collector up" runs' events travelled: a datagram the collector's
+# queue has no room for (it holds at most net.unix.max_dgram_qlen, 10 by
+# the kernel's default, 512 where systemd sets it) goes to the spool file
+# instead, which costs the shim more system calls.  One more run of that
+# configuration, between two readings of the collector's status (written
+# every second; spool files are read every second).
+status() { sed -n "s/.*\"$1\":[[:space:]]*\([0-9]*\).*/\1/p" "$tmp/log/collectord.status" 2>/dev/null | head -n1; }
+spooled() { awk '/"spool":/ { s = 1 } s && /"events":/ { gsub(/[^0-9]/, ""); print; exit }' \
+            "$tmp/log/collectord.status" 2>/dev/null; }
+if [ -n "$collector" ] && [ -s "$tmp/log/collectord.status" ]; then
+  sleep 2.2
+  r0=$(status received) s0=$(spooled)
+  "${pin[@]}" $run --collector "$collector" "$bench" requests "$port" "$R" >/dev/null 2>&1
+  sleep 2.2
+  r1=$(status received) s1=$(spooled)
+  qlen=$(cat /proc/sys/net/unix/max_dgram_qlen 2>/dev/null || echo "?")
+  if [ -n "$r0" ] && [ -n "$r1" ] && [ "$r1" -gt "$r0" ]; then
+    echo "  events of one \"collector up\" run: $((r1 - r0)), of which $((s1 - s0)) went by the spool" \
+         "file (where events go when the collector's queue is full; net.unix.max_dgram_qlen = $qlen)"
+  fi
 fi
 
 # ==== 3. streamed answers ====

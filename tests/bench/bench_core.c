@@ -299,7 +299,9 @@ static const char scope_system[] =
 
 /* Time per lg_conn_from_client of a whole request on one connection, p50
  * in us: the system prompt as given (NULL: none), or when vary, with a
- * different last character each time, so that it must be read again. */
+ * different last character each time, so that it must be read again.  The
+ * user turn is numbered: a chat's new turn is never one the connection
+ * has seen (conn.h keeps texts known clean). */
 static double conn_request_p50(const lg_policy *pol, const char *system, int vary, uint64_t *reads)
 {
     enum { REQS = 2001 };
@@ -316,13 +318,15 @@ static double conn_request_p50(const lg_policy *pol, const char *system, int var
         if (system)
             snprintf(body, sizeof body,
                      "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"system\","
-                     "\"content\":\"%s%c\"},{\"role\":\"user\",\"content\":\"What is the "
-                     "capital of France? Answer in one word.\"}]}",
-                     system, vary ? 'a' + i % 26 : ' ');
+                     "\"content\":\"%s%c\"},{\"role\":\"user\",\"content\":\"Question %d: "
+                     "what is the capital of France? Answer in one word.\"}]}",
+                     system, vary ? 'a' + i % 26 : ' ', i + 1);
         else
             snprintf(body, sizeof body,
                      "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"user\","
-                     "\"content\":\"What is the capital of France? Answer in one word.\"}]}");
+                     "\"content\":\"Question %d: what is the capital of France? Answer in one "
+                     "word.\"}]}",
+                     i + 1);
         int k = snprintf(req, sizeof req,
                          "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
                          strlen(body), body);

@@ -5,9 +5,16 @@
  * tests/bench/shim_bench.c and llmguard-fakellm (echo model) exchange, each
  * in one piece as one write() and one read() deliver them on loopback.
  *
- *   conn_bench request N [POLICY]   N non-streamed POST /api/chat
- *   conn_bench stream N W [POLICY]  N streamed POST /api/generate of W words,
- *                                   the answer one NDJSON chunk per word
+ *   conn_bench request N [POLICY]   N non-streamed POST /api/chat, each the
+ *                                   system prompt of shim_bench and a
+ *                                   numbered user turn (no two alike, as
+ *                                   there: the engine keeps texts it found
+ *                                   clean, and a repeated turn would hit)
+ *   conn_bench nosys N [POLICY]     the same without the system prompt
+ *   conn_bench stream N W [POLICY]  N streamed POST /api/generate of W words
+ *                                   (and a number, so that no two are
+ *                                   alike), the answer one NDJSON chunk per
+ *                                   word
  *
  * Build it with `make build/bench/conn_bench`.  The measured exchanges run
  * inside measured(), after warm-up ones, so
@@ -64,17 +71,33 @@ struct exchange {
     lg_buf req, resp;
 };
 
-static void make_request(struct exchange *x)
+/* Distinct requests cycled through: more than the engine keeps clean texts
+ * (conn.c), so a user turn is never one it has seen. */
+#define NREQ 256
+
+/* Request k: as tests/bench/shim_bench.c sends it, and the answer
+ * llmguard-fakellm's echo model gives (the last message's content). */
+static void make_request(struct exchange *x, int sys, int k)
 {
-    static const char body[] =
-        "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"user\","
-        "\"content\":\"What is the capital of France? Answer in one word.\"}]}";
-    static const char answer[] =
-        "{\"model\":\"m\",\"created_at\":\"2023-11-14T22:13:20.1234567Z\",\"message\":{\"role\":"
-        "\"assistant\",\"content\":\"What is the capital of France? Answer in one word.\"},"
-        "\"done_reason\":\"stop\",\"done\":true,\"total_duration\":462153701,"
-        "\"load_duration\":12345678,\"prompt_eval_count\":21,\"prompt_eval_duration\":8350000,"
-        "\"eval_count\":21,\"eval_duration\":441001234}";
+    static const char system[] =
+        "{\"role\":\"system\",\"content\":\"You are a helpful customer support assistant for "
+        "Acme Corp, a company that sells garden tools. Answer questions about orders, returns and "
+        "products politely and concisely. Never discuss politics or religion. Do not provide legal "
+        "or medical advice. If you do not know the answer, say so and offer to connect the user "
+        "with a human agent.\"},";
+    char user[128], body[1024], answer[1024];
+    snprintf(user, sizeof user, "Question %d: what is the capital of France? Answer in one word.",
+             k + 1);
+    snprintf(body, sizeof body,
+             "{\"model\":\"m\",\"stream\":false,\"messages\":[%s{\"role\":\"user\","
+             "\"content\":\"%s\"}]}",
+             sys ? system : "", user);
+    snprintf(answer, sizeof answer,
+             "{\"model\":\"m\",\"created_at\":\"2023-11-14T22:13:20.1234567Z\",\"message\":{"
+             "\"role\":\"assistant\",\"content\":\"%s\"},\"done_reason\":\"stop\",\"done\":true,"
+             "\"total_duration\":462153701,\"load_duration\":12345678,\"prompt_eval_count\":21,"
+             "\"prompt_eval_duration\":8350000,\"eval_count\":21,\"eval_duration\":441001234}",
+             user);
     lg_buf_printf(&x->req,
                   "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   "Content-Length: %zu\r\n\r\n%s",
@@ -85,14 +108,14 @@ static void make_request(struct exchange *x)
                   strlen(answer), answer);
 }
 
-static void make_stream(struct exchange *x, int words)
+static void make_stream(struct exchange *x, int words, int k)
 {
     lg_buf body, ch;
     lg_buf_init(&body, 1 << 20);
     lg_buf_init(&ch, 1 << 20);
-    lg_buf_puts(&body, "{\"model\":\"m\",\"prompt\":\"");
+    lg_buf_printf(&body, "{\"model\":\"m\",\"prompt\":\"turn%d", k + 1);
     for (int i = 0; i < words; i++)
-        lg_buf_printf(&body, "%sword%d", i ? " " : "", i);
+        lg_buf_printf(&body, " word%d", i);
     lg_buf_puts(&body, "\"}");
     lg_buf_printf(&x->req,
                   "POST /api/generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -153,7 +176,8 @@ static void run_one(lg_conn *c, const struct exchange *x, int streamed, lg_buf *
 }
 
 static lg_conn *conn;
-static struct exchange ex;
+static struct exchange ex[NREQ];
+static int nex = 1; /* exchanges in ex[], used in turn */
 static int streamed;
 static lg_buf ts, tc;
 
@@ -170,7 +194,7 @@ static double mono_us(void)
 static void __attribute__((noinline)) warm_up(int n)
 {
     for (int i = 0; i < n; i++)
-        run_one(conn, &ex, streamed, &ts, &tc);
+        run_one(conn, &ex[i % nex], streamed, &ts, &tc);
 }
 
 /* Returns the wall time per exchange, µs. */
@@ -178,14 +202,15 @@ static double __attribute__((noinline)) measured(int n)
 {
     double t0 = mono_us();
     for (int i = 0; i < n; i++)
-        run_one(conn, &ex, streamed, &ts, &tc);
+        run_one(conn, &ex[(i + 7) % nex], streamed, &ts, &tc);
     return (mono_us() - t0) / n;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || (strcmp(argv[1], "request") && strcmp(argv[1], "stream")))
-        die("usage: conn_bench request N [POLICY] | stream N WORDS [POLICY]");
+    if (argc < 3 || (strcmp(argv[1], "request") && strcmp(argv[1], "nosys") &&
+                     strcmp(argv[1], "stream")))
+        die("usage: conn_bench request N [POLICY] | nosys N [POLICY] | stream N WORDS [POLICY]");
     streamed = strcmp(argv[1], "stream") == 0;
     if (streamed && argc < 4)
         die("stream needs N and WORDS");
@@ -201,12 +226,15 @@ int main(int argc, char **argv)
     lg_buf_init(&events, 1 << 24);
     lg_buf_init(&ts, 1 << 24);
     lg_buf_init(&tc, 1 << 24);
-    lg_buf_init(&ex.req, 1 << 24);
-    lg_buf_init(&ex.resp, 1 << 24);
-    if (streamed)
-        make_stream(&ex, atoi(argv[3]));
-    else
-        make_request(&ex);
+    nex = streamed ? 64 : NREQ; /* streamed: fewer, they are large */
+    for (int k = 0; k < nex; k++) {
+        lg_buf_init(&ex[k].req, 1 << 24);
+        lg_buf_init(&ex[k].resp, 1 << 24);
+        if (streamed)
+            make_stream(&ex[k], atoi(argv[3]), k);
+        else
+            make_request(&ex[k], strcmp(argv[1], "request") == 0, k);
+    }
     lg_conn_cfg cfg = {
         .policy = pol,
         .vault = v,
@@ -221,7 +249,7 @@ int main(int argc, char **argv)
     conn = lg_conn_new(&cfg);
     if (!v || !conn)
         die("out of memory");
-    warm_up(20);
+    warm_up(300); /* past the scanner's lazy JIT compilation (scan.h) */
     double us = measured(n);
     printf("%s: %.2f us per exchange, %zu events in all\n", argv[1], us, nevents);
     lg_conn_free(conn);
@@ -230,7 +258,9 @@ int main(int argc, char **argv)
     lg_buf_free(&events);
     lg_buf_free(&ts);
     lg_buf_free(&tc);
-    lg_buf_free(&ex.req);
-    lg_buf_free(&ex.resp);
+    for (int k = 0; k < nex; k++) {
+        lg_buf_free(&ex[k].req);
+        lg_buf_free(&ex[k].resp);
+    }
     return 0;
 }

@@ -5,12 +5,15 @@
  *                                (fds the shim never tracks: the fast path);
  *                                prints "write_ns X read_ns Y"
  *   shim_bench requests PORT N   N non-streamed POST /api/chat on one
- *                                keep-alive connection; prints "p50_us X
+ *                                keep-alive connection, each the same
+ *                                system prompt and a numbered user turn
+ *                                (no two requests alike); prints "p50_us X
  *                                p99_us Y mean_us Z cpu_req_us C" (C: client
  *                                CPU time per request)
- *   shim_bench stream PORT N W   N streamed POST /api/generate, each a W-word
- *                                prompt (the echo model answers one token per
- *                                word); prints "tokens T mean_req_us X
+ *   shim_bench stream PORT N W   N streamed POST /api/generate, each a
+ *                                numbered W+1-word prompt (the echo model
+ *                                answers one token per word); prints
+ *                                "tokens T mean_req_us X
  *                                p50_req_us Y cpu_req_us Z" (T counted in the first
  *                                answer; Z: client CPU time per answer)
  *
@@ -166,22 +169,31 @@ static size_t roundtrip(int fd, const char *path, const char *body)
 static void bench_requests(int port, int n)
 {
     /* As chat clients send it: the same system prompt, with a restriction
-     * the scope check reads (scope.h), before every user turn. */
-    const char *body =
+     * the scope check reads (scope.h), before every user turn.  The user
+     * turn carries a counter, so that no two requests are the same bytes:
+     * a real user does not repeat themselves, and the engine keeps texts it
+     * found clean (conn.c), which an identical turn would unfairly hit. */
+    const char *fmt =
         "{\"model\":\"m\",\"stream\":false,\"messages\":[{\"role\":\"system\","
         "\"content\":\"You are a helpful customer support assistant for Acme Corp, a company that "
         "sells garden tools. Answer questions about orders, returns and products politely and "
         "concisely. Never discuss politics or religion. Do not provide legal or medical advice. If "
         "you do not know the answer, say so and offer to connect the user with a human agent.\"},"
-        "{\"role\":\"user\",\"content\":\"What is the capital of France? Answer in one word.\"}]}";
+        "{\"role\":\"user\",\"content\":\"Question %d: what is the capital of France? Answer in one "
+        "word.\"}]}";
+    char body[1024];
     double *t = calloc((size_t)n, sizeof *t);
     int fd = dial(port);
     if (!t)
         die("calloc");
-    for (int i = 0; i < 20; i++) /* warm up: first-use costs are not latency */
+    int seq = 0;
+    for (int i = 0; i < 20; i++) { /* warm up: first-use costs are not latency */
+        snprintf(body, sizeof body, fmt, ++seq);
         roundtrip(fd, "/api/chat", body);
+    }
     double sum = 0, c0 = cpu_us();
     for (int i = 0; i < n; i++) {
+        snprintf(body, sizeof body, fmt, ++seq);
         double t0 = now_us();
         roundtrip(fd, "/api/chat", body);
         t[i] = now_us() - t0;
@@ -197,22 +209,32 @@ static void bench_requests(int port, int n)
 
 static void bench_stream(int port, int n, int words)
 {
-    char body[32768], prompt[16384] = "";
+    /* Each prompt starts with its number, as in bench_requests: the engine
+     * keeps texts it found clean (conn.c), and the same prompt every time
+     * would not be scanned again.  Made before the clock starts. */
+    char prompt[16384] = "";
     size_t pl = 0;
     for (int i = 0; i < words && pl + 16 < sizeof prompt; i++)
-        pl += (size_t)snprintf(prompt + pl, sizeof prompt - pl, "%sword%d", i ? " " : "", i);
-    snprintf(body, sizeof body, "{\"model\":\"m\",\"prompt\":\"%s\"}", prompt);
+        pl += (size_t)snprintf(prompt + pl, sizeof prompt - pl, " word%d", i);
+    const int warm = 3;
+    char **body = calloc((size_t)(n + warm), sizeof *body);
     double *t = calloc((size_t)n, sizeof *t);
-    int fd = dial(port);
-    if (!t)
+    if (!body || !t)
         die("calloc");
+    for (int i = 0; i < n + warm; i++) {
+        size_t cap = pl + 64;
+        if (!(body[i] = malloc(cap)))
+            die("malloc");
+        snprintf(body[i], cap, "{\"model\":\"m\",\"prompt\":\"turn%d%s\"}", i + 1, prompt);
+    }
+    int fd = dial(port);
     long tokens = 0;
-    for (int i = 0; i < 3; i++)
-        roundtrip(fd, "/api/generate", body);
+    for (int i = 0; i < warm; i++)
+        roundtrip(fd, "/api/generate", body[i]);
     double sum = 0, c0 = cpu_us();
     for (int i = 0; i < n; i++) {
         double t0 = now_us();
-        size_t len = roundtrip(fd, "/api/generate", body);
+        size_t len = roundtrip(fd, "/api/generate", body[warm + i]);
         t[i] = now_us() - t0;
         sum += t[i];
         if (i == 0) /* tokens the model sent: one object per word */
@@ -223,6 +245,9 @@ static void bench_stream(int port, int n, int words)
     double cpu = (cpu_us() - c0) / n;
     printf("tokens %ld mean_req_us %.1f p50_req_us %.1f cpu_req_us %.1f\n", tokens, sum / n, t[n / 2], cpu);
     close(fd);
+    for (int i = 0; i < n + warm; i++)
+        free(body[i]);
+    free(body);
     free(t);
 }
 
