@@ -2300,19 +2300,21 @@ static int is_det(const char *w, size_t n)
 }
 
 /* Word wi (token x) is a name or referent (isref) or attribute (isattr)
- * of person pe: is one now near the other?  det: the word before x is a
- * determiner (is_det).  A referent counts only as "the user" or "user's":
+ * of person pe: is one now near the other?  prev: the word before x
+ * (lower case, prevn bytes; 0 none), asked whether it is a determiner
+ * (is_det) only for a referent: the loops keep a pointer, not an answer.  A referent counts only as "the user" or "user's":
  * a customer-service address is nobody's in particular.  A name counts
  * only when the word is not a function word that stems like it ("does" is
  * not "Doe"). */
 static int person_at(const lg_scope *sc, const lg_scope_person *pe, struct person_seen *ps,
-                     int isref, int isattr, int det, size_t wi, const tok *x, lg_scope_hit *hit)
+                     int isref, int isattr, const char *prev, size_t prevn, size_t wi, const tok *x,
+                     lg_scope_hit *hit)
 {
     if (isref) {
         tok y = *x;
         classify(sc, &y);
         if (tok_in(&y, L_REFERENT))
-            isref = det || memchr(y.low, '\'', y.len) != NULL;
+            isref = is_det(prev, prevn) || memchr(y.low, '\'', y.len) != NULL;
         else if (tok_in(&y, L_STOP))
             isref = 0;
     }
@@ -2343,7 +2345,8 @@ static int latin_plain(lg_scope *sc, const char *text, size_t n, lg_scope_hit *h
         sc->uw[i].last = 0;
     size_t pos = 0, wi = 0;
     size_t prev[3] = { 0, 0, 0 }; /* were the last three words "my"? (bit) */
-    int det = 0;                  /* was the last word a determiner? */
+    char prevw[LG_SCOPE_WORD];    /* the last word, lower case (prevn bytes) */
+    size_t prevn = 0;
     struct person_seen ps[LG_SCOPE_MAX_PEOPLE] = { 0 };
     tok x;
     while (next_tok(text, n, &pos, &x)) {
@@ -2377,11 +2380,12 @@ static int latin_plain(lg_scope *sc, const char *text, size_t n, lg_scope_hit *h
                     isref |= pe->ref_id[k] == id && !pe->ref[k].han;
                 for (size_t k = 0; k < pe->nattr; k++)
                     isattr |= pe->attr_id[k] == id && !pe->attr[k].han;
-                if (person_at(sc, pe, &ps[p], isref, isattr, det, wi, &x, hit))
+                if (person_at(sc, pe, &ps[p], isref, isattr, prevw, prevn, wi, &x, hit))
                     return 1;
             }
         }
-        det = is_det(x.low, x.len);
+        memcpy(prevw, x.low, sizeof prevw); /* fixed size: a few moves */
+        prevn = x.len;
         prev[2] = prev[1];
         prev[1] = prev[0];
         prev[0] = (size_t)mine;
@@ -2398,7 +2402,8 @@ static int latin_fast(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hi
         sc->uw[sc->uw_used[i]].last = 0;
     size_t pos = 0, wi = 0;
     size_t prev[3] = { 0, 0, 0 };
-    int det = 0;
+    char prevw[LG_SCOPE_WORD];
+    size_t prevn = 0;
     struct person_seen ps[LG_SCOPE_MAX_PEOPLE] = { 0 };
     tok x;
     while (next_word(text, n, &pos, &x)) {
@@ -2419,12 +2424,13 @@ static int latin_fast(lg_scope *sc, const char *text, size_t n, lg_scope_hit *hi
                 for (size_t p = 0; u->people && p < sc->npeople; p++) {
                     int isref = u->people >> (2 * p) & 1, isattr = u->people >> (2 * p + 1) & 1;
                     if ((isref || isattr) &&
-                        person_at(sc, &sc->people[p], &ps[p], isref, isattr, det, wi, &x, hit))
+                        person_at(sc, &sc->people[p], &ps[p], isref, isattr, prevw, prevn, wi, &x, hit))
                         return 1;
                 }
             }
         }
-        det = is_det(x.low, x.len);
+        memcpy(prevw, x.low, sizeof prevw); /* fixed size: a few moves */
+        prevn = x.len;
         prev[2] = prev[1];
         prev[1] = prev[0];
         prev[0] = (size_t)mine;
