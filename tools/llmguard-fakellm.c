@@ -1817,6 +1817,35 @@ static void usage(FILE *f)
           f);
 }
 
+/* --help: what a newcomer needs without the man page. */
+static void help(void)
+{
+    usage(stdout);
+    fputs("\n"
+          "A local model server for demos and tests: Ollama (/api/generate, /api/chat,\n"
+          "/api/tags, /api/version), OpenAI-compatible (/v1/chat/completions, streamed\n"
+          "or not, /v1/completions, /v1/models) and llama.cpp (/completion) wire formats.\n"
+          "\n"
+          "  --listen HOST:PORT   IPv4 address and port (default 127.0.0.1:11434; port 0\n"
+          "                       picks a free one); prints 'listening on HOST:PORT'\n"
+          "  --port-file FILE     write the port number to FILE once listening\n"
+          "  --model echo         answer with what the model received, token by token\n"
+          "                       (default), so a test sees what reached the model\n"
+          "  --model script:FILE  answer every request with FILE's content\n"
+          "  --delay-ms N         sleep N ms between tokens of a streamed answer\n"
+          "  --split MODE         none (one write per flush), bytes (adversarial: writes cut\n"
+          "                       at random points, chunk headers and JSON lines split), or\n"
+          "                       merge (writes and SSE events coalesced)\n"
+          "  --record FILE        append each request body to FILE, one per line\n"
+          "  --once               serve one connection, then exit\n"
+          "  --seed N             seed for split points and ids (default 1)\n"
+          "  --fixed-time SECS    fixed clock, for byte-for-byte reproducible replies\n"
+          "  --models A,B         models listed by /api/tags and /v1/models\n"
+          "\n"
+          "See llmguard-fakellm(1).\n",
+          stdout);
+}
+
 static char *read_file(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1978,7 +2007,7 @@ int main(int argc, char **argv)
             printf("llmguard-fakellm (reports Ollama version %s)\n", cfg.version);
             return 0;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            usage(stdout);
+            help();
             return 0;
         } else {
             fprintf(stderr, "llmguard-fakellm: unknown option '%s'\n", a);

@@ -173,5 +173,11 @@ if grep -l -E 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tm
   grep -h -A 20 -E 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tmp"/*.err | head -60
 fi
 
+# --help describes every option of the usage line, not only names it.
+help=$("$bin" --help)
+for o in $(printf '%s\n' "$help" | sed -n '/^usage/,/^$/p' | grep -o -- '--[a-z-]*' | grep -v -- '--version'); do
+  [ "$(printf '%s\n' "$help" | grep -c -- "$o")" -ge 2 ] || { echo "FAIL: --help does not describe $o"; fails=$((fails + 1)); }
+done
+
 echo "fakellm: $fails failure(s)"
 [ "$fails" -eq 0 ]
