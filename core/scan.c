@@ -2539,6 +2539,12 @@ typedef struct lpre {
     char s[LP_MAX][4];        /* the first (at most 4) bytes of each */
 } lpre;
 
+/* One factor string's meaning for one rule (factor_seen). */
+typedef struct fref {
+    uint32_t rule;
+    uint32_t fac;                /* the rule's factor number (< 64) */
+} fref;
+
 struct lg_scanner {
     const lg_policy *p;
     pcre2_match_data *md;        /* ovector for the rule with most captures */
@@ -2568,6 +2574,16 @@ struct lg_scanner {
     size_t ntg, ctg;
     uint32_t *tsid;              /* while building: each target's string */
     uint64_t *fseen;             /* per string, this pass: it occurs as a factor (scratch, own) */
+    uint32_t *fofs;              /* factor string x stands for fref[fofs[x]..fofs[x + 1]) (heap) */
+    fref *fref;                  /* (rule, factor) of every factor string, by string (heap) */
+    size_t *act, nact;           /* the rules applying to (act_on, act_role) (scratch, own) */
+    unsigned act_on, act_role;   /* what act is for; act_on 0: not computed yet */
+    size_t *actx, nactx;         /* those of act without a prefilter (scratch, own) */
+    size_t *hit, nhit;           /* this step: the rules that got candidates (scratch, own) */
+    size_t *runl;                /* this step: the rules to run (scratch, own) */
+    size_t *wres;                /* scan_whole's per-rule resume offsets (scratch, own) */
+    lg_buf wwin;                 /* scan_whole's window, kept between calls while small
+                                  * (scratch, own; see WWIN_KEEP) */
     cvec *cand;                  /* per rule: candidate literal positions of this step */
     uint64_t *seen;              /* per rule, this step: factors that occur in its view */
     unsigned char *rview;        /* per rule, this step: 0 idle, 1 raw view, 2 normalised view */
@@ -2914,6 +2930,7 @@ static size_t lead_find(const lpre *L, const unsigned char *lead, unsigned nlead
 
 static int build_index(lg_scanner *s);
 static int sg_index(lg_scanner *s);
+static int fac_index(lg_scanner *s);
 
 lg_scanner *lg_scanner_new(const lg_policy *p)
 {
@@ -2963,7 +2980,14 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
     s->sgpos = calloc(nr, sizeof *s->sgpos);
     s->sgok = calloc(nr, 1);
     s->sgi = calloc(nr, sizeof *s->sgi);
-    if (!s->cand || !s->rview || !s->vpos || !s->seen || !s->sgpos || !s->sgok || !s->sgi) {
+    s->act = malloc(nr * sizeof *s->act);
+    s->hit = malloc(nr * sizeof *s->hit);
+    s->actx = malloc(nr * sizeof *s->actx);
+    s->runl = malloc(nr * sizeof *s->runl);
+    s->wres = malloc(nr * sizeof *s->wres);
+    lg_buf_init(&s->wwin, (size_t)-1 / 2);
+    if (!s->cand || !s->rview || !s->vpos || !s->seen || !s->sgpos || !s->sgok || !s->sgi ||
+        !s->act || !s->hit || !s->actx || !s->runl || !s->wres) {
         lg_scanner_free(s);
         return NULL;
     }
@@ -2988,6 +3012,8 @@ lg_scanner *lg_scanner_new(const lg_policy *p)
         s->nsgr = t->nsgr;
         s->sgbm = t->sgbm;
         s->bmx = t->bmx;
+        s->fofs = t->fofs;
+        s->fref = t->fref;
         if (!(s->fseen = calloc(s->nls / 64 + 1, sizeof *s->fseen))) {
             lg_scanner_free(s);
             return NULL;
@@ -3049,7 +3075,41 @@ static int build_index(lg_scanner *s)
         rc = tg_group(s);
     if (rc == LG_OK)
         rc = sg_index(s);
+    if (rc == LG_OK)
+        rc = fac_index(s);
     return rc == LG_OK ? ent_group(s) : rc;
+}
+
+/* For each factor string, the rules and factors it stands for, so that
+ * factor_seen visits only the strings a pass saw. */
+static int fac_index(lg_scanner *s)
+{
+    const lg_policy *p = s->p;
+    size_t n = 0;
+    s->fofs = calloc(s->nls + 2, sizeof *s->fofs);
+    if (!s->fofs)
+        return LG_E_NOMEM;
+    for (size_t i = 0; i < p->nrules; i++)
+        if (s->pf[i].ok)
+            for (size_t q = 0; q < s->pf[i].nfs; q++) {
+                s->fofs[s->pf[i].fid[q] + 2]++;
+                n++;
+            }
+    for (size_t x = 0; x < s->nls; x++)
+        s->fofs[x + 2] += s->fofs[x + 1];
+    s->fref = malloc((n ? n : 1) * sizeof *s->fref);
+    if (!s->fref)
+        return LG_E_NOMEM;
+    /* fofs[x + 1] is now where x's entries start; filling moves it to
+     * where they end, which is where x + 1's start */
+    for (size_t i = 0; i < p->nrules; i++)
+        if (s->pf[i].ok)
+            for (size_t q = 0; q < s->pf[i].nfs; q++) {
+                const rpf *pf = &s->pf[i];
+                s->fref[s->fofs[pf->fid[q] + 1]++] =
+                    (fref){ .rule = (uint32_t)i, .fac = pf->br[pf->nstr + q] };
+            }
+    return LG_OK;
 }
 
 /* The rules with a start gate, and their pairs beside the literal pass's
@@ -3129,6 +3189,12 @@ void lg_scanner_free(lg_scanner *s)
     free(s->sgi);
     free(s->nbuf);
     free(s->fseen);
+    free(s->act);
+    free(s->hit);
+    free(s->actx);
+    free(s->runl);
+    free(s->wres);
+    lg_buf_free(&s->wwin);
     lg_nmap_free(&s->nmap);
     if (!s->tmpl) {
         if (s->pf)
@@ -3158,6 +3224,8 @@ void lg_scanner_free(lg_scanner *s)
         free(s->sgr);
         free(s->sgbm);
         free(s->bmx);
+        free(s->fofs);
+        free(s->fref);
     }
     free(s);
 }
@@ -3195,8 +3263,9 @@ static int scratch_reserve(lg_scanner *s, size_t n)
 #define DEFAULT_MAX_HOLD 4096
 #define MIN_MAX_HOLD 16 /* room for any character plus a little text */
 
-int lg_sscan_init(lg_sscan *ss, lg_scanner *sc, unsigned on, unsigned role,
-                  unsigned flags, size_t max_hold)
+/* lg_sscan_init but for ss->resume, left NULL. */
+static int sscan_setup(lg_sscan *ss, lg_scanner *sc, unsigned on, unsigned role,
+                       unsigned flags, size_t max_hold)
 {
     if (!ss)
         return LG_E_INVAL;
@@ -3214,6 +3283,15 @@ int lg_sscan_init(lg_sscan *ss, lg_scanner *sc, unsigned on, unsigned role,
     ss->max_hold = max_hold;
     /* The window is bounded by the feed logic (context + 2 * max_hold). */
     lg_buf_init(&ss->win, (size_t)-1 / 2);
+    return LG_OK;
+}
+
+int lg_sscan_init(lg_sscan *ss, lg_scanner *sc, unsigned on, unsigned role,
+                  unsigned flags, size_t max_hold)
+{
+    int rc = sscan_setup(ss, sc, on, role, flags, max_hold);
+    if (rc)
+        return rc;
     ss->resume = calloc(sc->p->nrules ? sc->p->nrules : 1, sizeof *ss->resume);
     if (!ss->resume)
         return LG_E_NOMEM;
@@ -3673,18 +3751,43 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
  * strings the pass saw (only rules with candidates need to know). */
 static void factor_seen(lg_scanner *sc, unsigned char w)
 {
-    for (size_t i = 0; i < sc->p->nrules; i++) {
-        const rpf *pf = &sc->pf[i];
-        if (sc->rview[i] != w || !pf->nfac || !sc->cand[i].n)
-            continue;
-        uint64_t seen = 0;
-        for (size_t q = 0; q < pf->nfs; q++) {
-            uint32_t id = pf->fid[q];
-            if (sc->fseen[id >> 6] >> (id & 63) & 1)
-                seen |= (uint64_t)1 << pf->br[pf->nstr + q];
+    /* seen[] is zero for every applying rule (prepare); each string the
+     * pass saw (few, on a short text) adds its factor to the rules it
+     * stands for.  The pass itself only sets bits: its loop is the
+     * scanner's hottest, and any more work there costs more on long
+     * texts than this walk over the bitmap saves on short ones. */
+    size_t nw = sc->nls / 64 + 1;
+    for (size_t x = 0; x < nw; x++)
+        for (uint64_t bits = sc->fseen[x]; bits; bits &= bits - 1) {
+            size_t id = x * 64 + (size_t)__builtin_ctzll(bits);
+            for (uint32_t e = sc->fofs[id], ee = sc->fofs[id + 1]; e < ee; e++) {
+                uint32_t ru = sc->fref[e].rule;
+                if (sc->rview[ru] == w && sc->cand[ru].n)
+                    sc->seen[ru] |= (uint64_t)1 << sc->fref[e].fac;
+            }
         }
-        sc->seen[i] = seen;
+}
+
+/* The rules applying to (on, role), in rule order, into sc->act; rview
+ * is left 0 for every other rule (cand_pass and sg_note look at rview of
+ * any rule the tables name). */
+static void act_set(lg_scanner *sc, unsigned on, unsigned role)
+{
+    if (sc->act_on == on && sc->act_role == role && on)
+        return;
+    const lg_policy *pol = sc->p;
+    sc->nact = sc->nactx = 0;
+    for (size_t i = 0; i < pol->nrules; i++) {
+        sc->rview[i] = 0;
+        sc->cand[i].n = 0;
+        if (applies(&pol->rules[i], on, role)) {
+            sc->act[sc->nact++] = i;
+            if (!sc->pf[i].ok)
+                sc->actx[sc->nactx++] = i;
+        }
     }
+    sc->act_on = on;
+    sc->act_role = role;
 }
 
 /* Drop the candidates of branches missing one of their factors (see
@@ -3972,11 +4075,14 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
     *vr = (view){ .t = ss->win.data, .end = end, .oend = end, .map = NULL };
     *vn = *vr;
     int want_norm = 0;
-    for (size_t i = 0; i < pol->nrules; i++) {
-        const lg_rule *r = &pol->rules[i];
-        sc->rview[i] = (unsigned char)applies(r, ss->on, ss->role); /* the view comes below */
-        if (sc->rview[i] && !r->raw && !r->restore)
+    act_set(sc, ss->on, ss->role);
+    const size_t *act = sc->act, nact = sc->nact;
+    for (size_t k = 0; k < nact; k++) {
+        const lg_rule *r = &pol->rules[act[k]];
+        if (!r->raw && !r->restore) {
             want_norm = 1;
+            break;
+        }
     }
     int have_norm = 0;
     if (want_norm && lg_norm_find(ss->win.data, end, 0) < end) {
@@ -3996,12 +4102,14 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
         have_norm = 1;
     }
     size_t lo[3] = { 0, (size_t)-1, (size_t)-1 };
-    for (size_t i = 0; i < pol->nrules; i++) {
+    /* only applying rules get candidates (cand_pass looks at rview), so
+     * only theirs need clearing */
+    sc->nhit = 0;
+    for (size_t k = 0; k < nact; k++) {
+        size_t i = act[k];
         const lg_rule *r = &pol->rules[i];
         sc->cand[i].n = 0;
         sc->seen[i] = 0;
-        if (!sc->rview[i])
-            continue;
         unsigned char w = (r->raw || r->restore || !have_norm) ? 1 : 2;
         sc->rview[i] = w;
         size_t po = ss->resume[i] > ss->base + u ? ss->resume[i] - ss->base : u;
@@ -4030,10 +4138,12 @@ static int prepare(lg_sscan *ss, size_t u, size_t end, view *vr, view *vn)
             return rc;
         factor_seen(sc, w);
     }
-    for (size_t i = 0; i < pol->nrules; i++) {
+    for (size_t k = 0; k < nact; k++) /* in rule order */
+        if (sc->cand[act[k]].n)
+            sc->hit[sc->nhit++] = act[k];
+    for (size_t h = 0; h < sc->nhit; h++) {
+        size_t i = sc->hit[h];
         cvec *cv = &sc->cand[i];
-        if (!cv->n)
-            continue;
         if (sc->pf[i].nfac)
             cand_gate(&sc->pf[i], sc->seen[i], cv);
         const view *vw = sc->rview[i] == 1 ? vr : vn;
@@ -4083,7 +4193,6 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
                 lg_buf *out, lg_findings *f, int *best)
 {
     lg_scanner *sc = ss->sc;
-    const lg_policy *pol = sc->p;
     int rc = put(&ss->win, p, n);
     if (rc)
         return rc;
@@ -4103,9 +4212,24 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
         return rc;
 
     size_t rel = end;
-    for (size_t i = 0; i < pol->nrules; i++) {
-        if (!sc->rview[i])
-            continue;
+    const size_t *act = sc->act, nact = sc->nact; /* set by prepare */
+    const size_t *run = act;
+    size_t nrun = nact;
+    if (final && !sc->ref) {
+        /* The last step skips every prefiltered rule without candidates
+         * (below), and needs no hold or resume for it: run only the rules
+         * without a prefilter and those with candidates, in rule order. */
+        const size_t *hit = sc->hit;
+        size_t *rl = sc->runl;
+        size_t a = 0, b = 0;
+        nrun = 0;
+        while (a < sc->nactx || b < sc->nhit)
+            rl[nrun++] = b == sc->nhit || (a < sc->nactx && sc->actx[a] < hit[b]) ? sc->actx[a++]
+                                                                                   : hit[b++];
+        run = rl;
+    }
+    for (size_t k = 0; k < nrun; k++) {
+        size_t i = run[k];
         const view *vw = sc->rview[i] == 1 ? &vr : &vn;
         size_t h;
         if (final && !sc->ref && sc->pf[i].ok &&
@@ -4138,9 +4262,8 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
         if (fl > end)
             fl = end;
         size_t rel2 = end;
-        for (size_t i = 0; i < pol->nrules; i++) {
-            if (!sc->rview[i])
-                continue;
+        for (size_t k = 0; k < nact; k++) {
+            size_t i = act[k];
             const view *vw = sc->rview[i] == 1 ? &vr : &vn;
             size_t po = ss->resume[i] - ss->base;
             if (po < fl) {
@@ -4186,9 +4309,10 @@ static int step(lg_sscan *ss, const char *p, size_t n, int final, lg_vault *v,
     lg_buf_consume(&ss->win, cut);
     ss->base += cut;
     ss->ctx = rel - cut;
-    for (size_t i = 0; i < pol->nrules; i++)
-        if (ss->resume[i] < ss->base + ss->ctx)
-            ss->resume[i] = ss->base + ss->ctx;
+    /* other rules' resume is never read, nor any after the last step */
+    for (size_t k = 0; k < nact && !final; k++)
+        if (ss->resume[act[k]] < ss->base + ss->ctx)
+            ss->resume[act[k]] = ss->base + ss->ctx;
     return LG_OK;
 }
 
@@ -4222,15 +4346,39 @@ int lg_sscan_feed(lg_sscan *ss, const char *p, size_t n, int final,
     return best;
 }
 
+#define WWIN_KEEP (64u << 10) /* a larger window is freed after the scan */
+
 static int scan_whole(lg_scanner *s, unsigned on, unsigned role, unsigned flags,
                       const char *text, size_t n, lg_vault *v, lg_buf *out, lg_findings *f)
 {
     lg_sscan ss;
     /* Whole text: hold it all, so the result is the streaming result
      * without the hold-back bound. */
-    int rc = lg_sscan_init(&ss, s, on, role, flags, n);
-    if (rc == LG_OK)
-        rc = lg_sscan_feed(&ss, text, n, 1, v, out, f);
+    int rc;
+    if (!n) { /* an empty window stays unallocated (step) */
+        rc = lg_sscan_init(&ss, s, on, role, flags, n);
+        if (rc == LG_OK)
+            rc = lg_sscan_feed(&ss, text, n, 1, v, out, f);
+        lg_sscan_free(&ss);
+        return rc;
+    }
+    /* Short texts (a chat turn) cost little to scan, so the allocations
+     * of a stream's state would show: the scanner lends its own. */
+    rc = sscan_setup(&ss, s, on, role, flags, n);
+    if (rc) {
+        lg_sscan_free(&ss);
+        return rc;
+    }
+    memset(s->wres, 0, (s->p->nrules ? s->p->nrules : 1) * sizeof *s->wres);
+    ss.resume = s->wres;
+    ss.win = s->wwin;
+    lg_buf_reset(&ss.win);
+    rc = lg_sscan_feed(&ss, text, n, 1, v, out, f);
+    s->wwin = ss.win; /* freed by step if blocked: then empty, still fine */
+    if (s->wwin.cap > WWIN_KEEP)
+        lg_buf_free(&s->wwin);
+    lg_buf_init(&ss.win, 0);
+    ss.resume = NULL;
     lg_sscan_free(&ss);
     return rc;
 }

@@ -43,7 +43,9 @@
  *   arise with them).
  *
  * Ownership: lg_scanner holds per-thread match state for a policy (the
- * policy must outlive it); an lg_sscan belongs to one text field of one
+ * policy must outlive it), including what lg_scan_text reuses from call to
+ * call (its window, kept while at most 64 KiB, and per-rule scratch; all
+ * freed by lg_scanner_free); an lg_sscan belongs to one text field of one
  * message and uses one scanner.  Neither is thread-safe; the policy is. */
 #ifndef LG_SCAN_H
 #define LG_SCAN_H
