@@ -537,6 +537,10 @@ static void parity_all_pairs(unsigned on, unsigned flags)
     tpol t;
     tpol_init(&t);
     std_rules(&t);
+    /* shared tables, as the policy loader makes them: building them for
+     * each of the thousands of scanners below made these tests the
+     * slowest of the suite (near their timeout under the sanitizers) */
+    cr_assert_eq(lg_scan_prepare(&t.p), LG_OK);
     for (size_t k = 0; k < sizeof parity_texts / sizeof *parity_texts; k++) {
         const char *s = parity_texts[k];
         size_t n = strlen(s);
@@ -568,6 +572,7 @@ static void parity_all_pairs(unsigned on, unsigned flags)
         free(cuts);
         result_free(&w);
     }
+    lg_scan_release(&t.p);
     tpol_free(&t);
 }
 
@@ -592,6 +597,7 @@ Test(scan_stream, parity_random_tokens_long_text, .timeout = 120)
     tpol_init(&t);
     std_rules(&t);
     add_rule(&t, "block", "(?i)project\\s+falcon", LG_ACT_BLOCK);
+    cr_assert_eq(lg_scan_prepare(&t.p), LG_OK); /* shared tables: see parity_all_pairs */
     const char *base =
         "Dear cat, please write to alice@example.com or bob.smith@mail.example.co.uk about "
         "[EMAIL_1]. My card is 4111-1111-1111-1111 (not 4111 1111 1111 1112), id "
@@ -627,6 +633,7 @@ Test(scan_stream, parity_random_tokens_long_text, .timeout = 120)
             }
             result_free(&w);
         }
+    lg_scan_release(&t.p);
     tpol_free(&t);
 }
 
@@ -755,6 +762,7 @@ Test(scan_stream, invalid_utf8_deterministic)
     tpol_init(&t);
     std_rules(&t);
     add_rule(&t, "word", "\\w+\\d", LG_ACT_REDACT);
+    cr_assert_eq(lg_scan_prepare(&t.p), LG_OK); /* shared tables: see parity_all_pairs */
     uint32_t seed = 7;
     for (int trial = 0; trial < 200; trial++) {
         unsigned char s[48];
@@ -777,6 +785,7 @@ Test(scan_stream, invalid_utf8_deterministic)
         result_free(&w);
         result_free(&w2);
     }
+    lg_scan_release(&t.p);
     tpol_free(&t);
 }
 
