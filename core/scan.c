@@ -48,6 +48,10 @@ typedef struct rjit {
     uint32_t opts;              /* PCRE2_JIT_* */
 } rjit;
 
+#define RULE_OPTS                                                                              \
+    (PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF | PCRE2_NEVER_BACKSLASH_C |                \
+     PCRE2_USE_OFFSET_LIMIT)
+
 int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off)
 {
     if (err && errlen)
@@ -69,9 +73,7 @@ int lg_rule_compile(lg_rule *r, char *err, size_t errlen, size_t *err_off)
      * start (pcre2_set_offset_limit); it changes no result. */
     int ecode = 0;
     PCRE2_SIZE eoff = 0;
-    pcre2_code *code = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED,
-                                     PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF |
-                                         PCRE2_NEVER_BACKSLASH_C | PCRE2_USE_OFFSET_LIMIT,
+    pcre2_code *code = pcre2_compile((PCRE2_SPTR)r->pattern, PCRE2_ZERO_TERMINATED, RULE_OPTS,
                                      &ecode, &eoff, cc);
     pcre2_compile_context_free(cc);
     if (!code) {
@@ -124,22 +126,27 @@ void lg_rule_free_code(lg_rule *r)
 /* Make the JIT-compiled copy unless another thread is making it (or made
  * it and failed: no JIT on this platform, or no executable memory; the
  * interpreter gives the same results). */
-static const pcre2_code *jit_make(const lg_rule *r, rjit *j)
+static const pcre2_code *jit_of(const pcre2_code *code, rjit *j)
 {
     if (!j)
-        return r->code;
+        return code;
     pcre2_code *c = atomic_load_explicit(&j->code, memory_order_acquire);
     if (c)
         return c;
     if (atomic_flag_test_and_set_explicit(&j->claimed, memory_order_acq_rel))
-        return r->code;
-    c = pcre2_code_copy(r->code);
+        return code;
+    c = pcre2_code_copy(code);
     if (c && pcre2_jit_compile(c, j->opts) == 0) {
         atomic_store_explicit(&j->code, c, memory_order_release);
         return c;
     }
     pcre2_code_free(c);
-    return r->code;
+    return code;
+}
+
+static const pcre2_code *jit_make(const lg_rule *r, rjit *j)
+{
+    return jit_of(r->code, j);
 }
 
 /* The code to match r with for a call over about `bytes` of subject: the
@@ -162,18 +169,22 @@ static const pcre2_code *jit_make(const lg_rule *r, rjit *j)
 #define JIT_AFTER (64u << 10)
 #define JIT_CALL_COST 2048u /* per call: the interpreter's extra fixed cost, in bytes of work */
 
-static const pcre2_code *rule_code(const lg_rule *r, size_t bytes)
+static const pcre2_code *code_for(const pcre2_code *code, rjit *j, size_t bytes)
 {
-    rjit *j = r->jit;
     if (!j)
-        return r->code;
+        return code;
     pcre2_code *c = atomic_load_explicit(&j->code, memory_order_acquire);
     if (c)
         return c;
     size_t before = atomic_fetch_add_explicit(&j->work, bytes + JIT_CALL_COST, memory_order_relaxed);
     if (before + bytes + JIT_CALL_COST < JIT_AFTER)
-        return r->code;
-    return jit_make(r, j);
+        return code;
+    return jit_of(code, j);
+}
+
+static const pcre2_code *rule_code(const lg_rule *r, size_t bytes)
+{
+    return code_for(r->code, r->jit, bytes);
 }
 
 const void *lg_rule_jit_code(const lg_rule *r, int make)
@@ -1532,6 +1543,21 @@ typedef struct rbranch {
     size_t back_max;         /* bytes the prefix may consume at most (PF_INF: unbounded) */
 } rbranch;
 
+/* One top-level branch of a rule compiled on its own, for candidate
+ * windows whose literals come from few branches: a call of the whole
+ * pattern tries every branch at each start, which for a rule of many
+ * branches costs far more than the call itself (ignore_previous failing
+ * on "notes for the team": 700 cycles, against 90 for the one branch the
+ * candidate "note" stands for).  Made on first use and shared like a
+ * rule's JIT code (rjit). */
+typedef struct bcode {
+    _Atomic(pcre2_code *) code; /* interpreted; owned */
+    atomic_flag claimed;        /* a thread took on making it */
+    rjit jit;                   /* its JIT copy, made after some work as a rule's */
+    uint32_t at, len;           /* the branch: pattern[at..at + len) */
+    unsigned char icase;        /* (?i) in force where it starts */
+} bcode;
+
 typedef struct rpf {
     int ok;                  /* usable; otherwise the rule is searched everywhere */
     size_t nstr;             /* candidate strings: s[0..nstr) */
@@ -1546,6 +1572,8 @@ typedef struct rpf {
     size_t nb;
     size_t nfac;             /* factors (at most 64) */
     size_t reach;            /* how far past a start the matcher may look (PF_INF: unbounded) */
+    bcode *bc;               /* per branch: its own code, for windows of few branches
+                              * (branch_code); NULL: not split (heap) */
 } rpf;
 
 #define MAX_ITEMS 128
@@ -1563,6 +1591,13 @@ static void rpf_clear(rpf *f)
     free(f->b);
     free(f->need);
     free(f->fid);
+    if (f->bc)
+        for (size_t b = 0; b < f->nb; b++)
+        {
+            pcre2_code_free(atomic_load(&f->bc[b].code));
+            pcre2_code_free(atomic_load(&f->bc[b].jit.code));
+        }
+    free(f->bc);
     memset(f, 0, sizeof *f);
 }
 
@@ -1777,6 +1812,28 @@ static void rgate_branch(rgate *g, const an *items, size_t ni, int *ok);
 static void rgate_union(rgate *g);
 static void rgate_clear(rgate *g);
 
+/* Whether a pattern's top-level branches mean the same compiled one by
+ * one: nothing may refer to a group by number or name (numbers shift),
+ * and a branch gets the (?i) state where it starts (branch_code).  The
+ * analyser only accepts (?i) and (?-i) as inline options, so the case
+ * state is the only one carried from branch to branch. */
+static int branch_split_ok(const char *pattern)
+{
+    static const char *const bad[] = { "\\g", "\\k", "\\K", "(?P", "(?&", "(?R", "(?(", "(?|",
+                                       "(?+", "(?-1", "(?0", "(?1", "(?2", "(?3", "(?4",
+                                       "(?5", "(?6", "(?7", "(?8", "(?9" };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++)
+        if (strstr(pattern, bad[k]))
+            return 0;
+    for (const char *q = pattern; (q = strchr(q, '\\')) != NULL; q += 2) {
+        if (q[1] >= '1' && q[1] <= '9')
+            return 0;
+        if (!q[1])
+            break;
+    }
+    return 1;
+}
+
 /* Fill f from pattern (f->ok = 0 when nothing usable is found), and g (may
  * be NULL) with its run gate when f is usable and every branch has a run
  * (rgate; from the same parse, which is most of the cost). */
@@ -1799,11 +1856,19 @@ static void rpf_analyse(const char *pattern, rpf *f, ccache *cc, rgate *g)
     f->b = calloc(MAX_BRANCHES, sizeof *f->b);
     f->need = calloc(MAX_BRANCHES, sizeof *f->need);
     xset **fx = calloc(MAX_FACTORS, sizeof *fx);
+    bcode *bc = calloc(MAX_BRANCHES, sizeof *bc); /* NULL: branches not split */
     if (!items || !f->s || !f->len || !f->ic || !f->br || !f->b || !f->need || !fx)
         goto fail;
     size_t reach = 0;
     for (;;) {
+        size_t at = P.i;
+        int ic = P.icase;
         size_t ni = parse_items(&P, items, MAX_ITEMS);
+        if (bc && f->nb < MAX_BRANCHES) {
+            bc[f->nb].at = (uint32_t)at;
+            bc[f->nb].len = (uint32_t)(P.i - at);
+            bc[f->nb].icase = (unsigned char)ic;
+        }
         int bad = P.fail || ni == 0 || f->nb == MAX_BRANCHES ||
                   (P.i < P.n && P.p[P.i] != '|');
         size_t r = 0;
@@ -1829,6 +1894,19 @@ static void rpf_analyse(const char *pattern, rpf *f, ccache *cc, rgate *g)
     }
     f->reach = reach;
     f->ok = f->nstr > 0;
+    if (f->ok && f->nb > 1 && bc && branch_split_ok(pattern)) {
+        for (size_t b = 0; b < f->nb; b++) {
+            atomic_init(&bc[b].code, NULL);
+            atomic_flag_clear(&bc[b].claimed);
+            atomic_init(&bc[b].jit.code, NULL);
+            atomic_init(&bc[b].jit.work, 0);
+            atomic_flag_clear(&bc[b].jit.claimed);
+            bc[b].jit.opts = PCRE2_JIT_COMPLETE; /* complete matches only: split_match */
+        }
+        f->bc = bc;
+        bc = NULL;
+    }
+    free(bc);
     /* factor strings go after the candidate strings */
     for (size_t id = 0; id < f->nfac; id++) {
         if (f->nstr + f->nfs + fx[id]->n > MAX_STRS) {
@@ -1860,6 +1938,7 @@ fail:
             free(fx[id]);
     free(fx);
     free(items);
+    free(bc);
     rpf_clear(f);
     if (g)
         rgate_clear(g);
@@ -3399,6 +3478,89 @@ static size_t back_start(const rbranch *rb, const char *w, size_t end, size_t po
     return j < pos ? pos : j;
 }
 
+/* The code of branch b (bcode) of pattern for a call over about `bytes`
+ * of subject: made by the first thread to ask, interpreted until the
+ * branch has done as much work as makes a rule's JIT copy worth making
+ * (rule_code; JIT-compiling every branch a first request touches took
+ * 1.4 ms of its 2).  NULL while another thread makes it, or when it could
+ * not be made: the caller then matches the whole pattern, which gives the
+ * same. */
+static const pcre2_code *branch_code(const char *pattern, bcode *b, size_t bytes)
+{
+    pcre2_code *c = atomic_load_explicit(&b->code, memory_order_acquire);
+    if (c)
+        return code_for(c, &b->jit, bytes);
+    if (atomic_flag_test_and_set_explicit(&b->claimed, memory_order_acq_rel))
+        return NULL;
+    char *src = malloc((size_t)b->len + 5);
+    if (!src)
+        return NULL;
+    size_t n = 0;
+    if (b->icase) {
+        memcpy(src, "(?i)", 4);
+        n = 4;
+    }
+    memcpy(src + n, pattern + b->at, b->len);
+    n += b->len;
+    int ecode;
+    PCRE2_SIZE eoff;
+    c = pcre2_compile((PCRE2_SPTR)src, n, RULE_OPTS, &ecode, &eoff, NULL);
+    free(src);
+    if (!c)
+        return NULL;
+    atomic_store_explicit(&b->code, c, memory_order_release);
+    return code_for(c, &b->jit, bytes);
+}
+
+/* Windows whose candidates come from at most this many of a rule's
+ * branches match those branches one by one (split_match). */
+#define SPLIT_MAX 3
+
+/* What the whole pattern gives over subject w[0..len) from ws with starts
+ * up to lim, when only the branches in bm can match there: each of them
+ * on its own, keeping the leftmost start, and of equal starts the first
+ * branch (the order the whole pattern tries them in at each start).  A
+ * later branch is only asked for starts before the best so far.  Leaves
+ * the result in md's ovector[0..1] and returns its code; *done = 0 when a
+ * branch's code is missing (nothing matched then). */
+static int split_match(const rpf *pf, const char *pattern, uint64_t bm, const char *w,
+                       size_t len, size_t ws, size_t lim, uint32_t opts, pcre2_match_data *md,
+                       pcre2_match_context *mctx, int *done)
+{
+    const pcre2_code *code[SPLIT_MAX];
+    size_t nc = 0;
+    for (uint64_t m = bm; m; m &= m - 1) {
+        code[nc] = branch_code(pattern, &pf->bc[__builtin_ctzll(m)], len - ws);
+        if (!code[nc++]) {
+            *done = 0;
+            return PCRE2_ERROR_NOMATCH;
+        }
+    }
+    *done = 1;
+    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+    int best = PCRE2_ERROR_NOMATCH;
+    size_t bs = 0, be = 0;
+    for (size_t k = 0; k < nc; k++) {
+        pcre2_set_offset_limit(mctx, lim);
+        int rc = pcre2_match(code[k], (PCRE2_SPTR)w, len, ws, opts, md, mctx);
+        if (rc == PCRE2_ERROR_NOMATCH)
+            continue;
+        if (rc < 0)
+            return rc;
+        best = rc;
+        bs = ov[0];
+        be = ov[1];
+        if (bs <= ws)
+            break;
+        lim = bs - 1;
+    }
+    if (best >= 0) {
+        ov[0] = bs;
+        ov[1] = be;
+    }
+    return best;
+}
+
 /* Literal occurrences closer than this are searched with one pcre2_match
  * call (the engine's own start-of-match optimisations cover the gap). */
 #define CLUSTER_GAP 64
@@ -3543,9 +3705,22 @@ static int rule_pass(lg_sscan *ss, size_t ri, const view *vw, size_t pos, int pa
             mopts &= ~(uint32_t)PCRE2_PARTIAL_HARD;
         }
         const pcre2_code *code = partial ? jit_make(r, r->jit) : rule_code(r, mend - ws);
-        int rc = pcre2_match(code, (PCRE2_SPTR)w, mend, ws, mopts, sc->md, sc->mctx);
-        if (mend < end && (rc == PCRE2_ERROR_PARTIAL || (rc >= 0 && ov[1] + 4 >= mend)))
+        int rc = 0, done = 0;
+        if (pf && pf->bc && lim != PCRE2_UNSET && !(mopts & PCRE2_PARTIAL_HARD)) {
+            uint64_t bm = 0;
+            for (size_t k = ci0; k <= ci; k++)
+                bm |= (uint64_t)1 << cv[k].br;
+            int nbm = __builtin_popcountll(bm);
+            if (nbm <= SPLIT_MAX && (size_t)nbm < pf->nb)
+                rc = split_match(pf, r->pattern, bm, w, mend, ws, lim, mopts, sc->md, sc->mctx,
+                                 &done);
+        }
+        if (!done)
+            rc = pcre2_match(code, (PCRE2_SPTR)w, mend, ws, mopts, sc->md, sc->mctx);
+        if (mend < end && (rc == PCRE2_ERROR_PARTIAL || (rc >= 0 && ov[1] + 4 >= mend))) {
+            pcre2_set_offset_limit(sc->mctx, lim);
             rc = pcre2_match(code, (PCRE2_SPTR)w, end, ws, opts, sc->md, sc->mctx);
+        }
         if (rc == PCRE2_ERROR_NOMATCH) {
             if (lim != PCRE2_UNSET) {
                 pos = next_char(w, lim, end);
@@ -3807,11 +3982,12 @@ static void cand_gate(const rpf *pf, uint64_t seen, cvec *c)
 
 static int cand_less(const cand *a, const cand *b)
 {
-    return a->ws != b->ws ? a->ws < b->ws : a->f < b->f;
+    return a->ws != b->ws ? a->ws < b->ws : a->f != b->f ? a->f < b->f : a->br < b->br;
 }
 
 /* Sort by window start (the list is nearly sorted already) and drop
- * duplicates. */
+ * duplicates.  Equal windows of different branches both stay: a window
+ * matches only the branches it has candidates of (split_match). */
 static void cand_sort(cvec *c)
 {
     cand *v = c->v;
@@ -3826,7 +4002,7 @@ static void cand_sort(cvec *c)
     }
     size_t m = 0;
     for (size_t i = 0; i < c->n; i++)
-        if (!m || v[m - 1].ws != v[i].ws || v[m - 1].f != v[i].f)
+        if (!m || v[m - 1].ws != v[i].ws || v[m - 1].f != v[i].f || v[m - 1].br != v[i].br)
             v[m++] = v[i];
     c->n = m;
 }
