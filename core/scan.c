@@ -2559,7 +2559,7 @@ static size_t sgate_find(const sgate *g, const char *w, size_t from, size_t end)
 
 /* One entry of the prefilter table: one of the policy's distinct
  * prefilter strings (see lstr), filed under its byte pair at offset k (a
- * one-byte string under its byte).  The entries of one pair are
+ * one-byte string under every pair it starts).  The entries of one pair are
  * contiguous, so a hit reads one short array instead of chasing a chain,
  * and val/mask hold the string's first bytes so that one 64-bit compare at
  * the occurrence checks most strings whole (the rest of a longer one is
@@ -2638,11 +2638,10 @@ struct lg_scanner {
     lg_buf tmp;                  /* scratch for vault look-ups */
     int ref;                     /* test-only: no prefilters (lg_scanner_set_reference) */
     rpf *pf;                     /* per rule: literal prefilter */
-    pent *ents;                  /* prefilter table entries, by pair, then one-byte strings (heap) */
+    pent *ents;                  /* prefilter table entries, by pair (heap) */
     size_t nents;
-    uint32_t *key;               /* while building: each entry's pair, or PAIRS + its byte (heap) */
-    uint32_t *pofs;              /* [PAIRS + 257] entries of pair x: ents[pofs[x]..pofs[x + 1]);
-                                  * of one-byte strings starting with b: at PAIRS + b */
+    uint32_t *key;               /* while building: each entry's pair (heap) */
+    uint32_t *pofs;              /* [PAIRS + 1] entries of pair x: ents[pofs[x]..pofs[x + 1]) */
     unsigned char *bm;           /* [8192] byte pairs with any entry (one-byte strings: every pair) */
     lstr *ls;                    /* the policy's distinct prefilter strings (heap) */
     size_t nls, cls;
@@ -2837,7 +2836,7 @@ static int ent_group(lg_scanner *s)
         return LG_E_NOMEM;
     for (size_t e = 0; e < s->nents; e++)
         cnt[s->key[e] + 1]++;
-    for (size_t x = 0; x < PAIRS + 256; x++)
+    for (size_t x = 0; x < PAIRS; x++)
         cnt[x + 1] += cnt[x];
     /* place each entry at its key's next free slot, then shift the starts
      * back */
@@ -2845,7 +2844,7 @@ static int ent_group(lg_scanner *s)
         s->ents[e].fac = s->ls[s->ents[e].sid].fac;
         g[cnt[s->key[e]]++] = s->ents[e];
     }
-    for (size_t x = PAIRS + 256; x > 0; x--)
+    for (size_t x = PAIRS; x > 0; x--)
         cnt[x] = cnt[x - 1];
     cnt[0] = 0;
     free(s->ents);
@@ -2893,15 +2892,17 @@ static int pf_index(lg_scanner *s, size_t ri)
         unsigned a[2], b[2];
         int na = variants((unsigned char)f->s[j][k], f->ic[j], a);
         if (l == 1) {
-            for (int x = 0; x < na; x++) {
-                int rc = ent_add(s, sid, f->s[j], l, f->ic[j], 0, PAIRS + a[x]);
-                if (rc)
-                    return rc;
+            /* under every pair it starts: the pass then looks up one list
+             * per hit (a second look-up for these few strings, at every
+             * hit, cost more than the copies) */
+            for (int x = 0; x < na; x++)
                 for (unsigned y = 0; y < 256; y++) {
                     unsigned idx = a[x] | y << 8;
+                    int rc = ent_add(s, sid, f->s[j], l, f->ic[j], 0, idx);
+                    if (rc)
+                        return rc;
                     s->bm[idx >> 3] |= (unsigned char)(1u << (idx & 7));
                 }
-            }
             continue;
         }
         int nb = variants((unsigned char)f->s[j][k + 1], f->ic[j], b);
@@ -3116,7 +3117,7 @@ static int build_index(lg_scanner *s)
     const lg_policy *p = s->p;
     size_t nr = p->nrules ? p->nrules : 1;
     s->pf = calloc(nr, sizeof *s->pf);
-    s->pofs = calloc(PAIRS + 257, sizeof *s->pofs);
+    s->pofs = calloc(PAIRS + 1, sizeof *s->pofs);
     s->bm = calloc(8192, 1);
     s->lead = calloc(nr, sizeof *s->lead);
     s->nlead = calloc(nr, 1);
@@ -3562,8 +3563,13 @@ static int split_match(const rpf *pf, const char *pattern, uint64_t bm, const ch
 }
 
 /* Literal occurrences closer than this are searched with one pcre2_match
- * call (the engine's own start-of-match optimisations cover the gap). */
-#define CLUSTER_GAP 64
+ * call (the engine's own start-of-match optimisations cover the gap).  It
+ * was 64; once windows matched only their branches (split_match), a call
+ * became cheaper than trying every start across such a gap ("Contact the
+ * support desk": pii.phone_national tried each of the 20 starts between
+ * its two words), and 4 to 16 gave the fewest instructions on the 4 KiB
+ * benchmark prompts (-6%; 0 and 32 a little more). */
+#define CLUSTER_GAP 16
 
 /* Search rule r in view vw from pos to vw->end.  partial: use
  * PCRE2_PARTIAL_HARD.  Complete matches starting before stop become
@@ -3876,9 +3882,10 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
             if (rc)
                 return rc;
         }
-        /* strings filed under the pair, then one-byte strings starting here */
-        for (unsigned key = idx;; key = PAIRS + t[i]) {
-            for (uint32_t e = pofs[key], ee = pofs[key + 1]; e < ee; e++) {
+        /* the strings filed under the pair (one-byte strings under every
+         * pair they start) */
+        {
+            for (uint32_t e = pofs[idx], ee = pofs[idx + 1]; e < ee; e++) {
                 const pent *pe = &ents[e];
                 if (i < pe->k)
                     continue;
@@ -3915,8 +3922,6 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
                     cv->v[cv->n++] = (cand){ .ws = f, .f = f, .br = br };
                 }
             }
-            if (key >= PAIRS)
-                break;
         }
     }
     return LG_OK;
