@@ -1,6 +1,7 @@
 /* Configuration of the shim, read once: the environment (LLMGUARD_POLICY,
  * LLMGUARD_MODE, LLMGUARD_ENDPOINTS, LLMGUARD_COLLECTOR, LLMGUARD_DEBUG,
- * LLMGUARD_FLUSH_TIMEOUT_MS) and the policy file, found as design.md §6 says
+ * LLMGUARD_FLUSH_TIMEOUT_MS; LLMGUARD_EVENTS_DELAY_MS is read in fdtab.c)
+ * and the policy file, found as design.md §6 says
  * (LLMGUARD_POLICY, $XDG_CONFIG_HOME/llmguard/policy.json, /etc/llmguard/
  * policy.json, then the built-in default).  The policy is loaded lazily, on
  * the first connect() to an inet address, so a process that never talks to

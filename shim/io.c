@@ -135,7 +135,8 @@ static int flush_locked(lg__fd *e, int fd, int nosig, int wait)
                     lg__log("fd %d: flush timed out, %zu bytes kept", fd, e->to_server.len);
                 return 0;
             }
-            lg__fd_deliver_locked(e); /* never hold events across a wait */
+            if (!lg__events_wait()) /* else the flush thread has them */
+                lg__fd_deliver_locked(e); /* never hold events across a wait */
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             int r = LG_REAL(poll)(&p, 1, left);
             if (r < 0 && errno != EINTR)
@@ -458,10 +459,11 @@ static int tracked_read(int fd, lg__fd *e, const struct iovec *iov, int cnt, int
         }
         ssize_t r = -1;
         int rerr = EAGAIN;
-        if (atomic_load_explicit(&e->nevents, memory_order_relaxed)) {
-            /* Queued events (a request's) go out before any wait, and with
-             * the answer's when it is already here: look without waiting
-             * first, holding the entry (the call cannot block). */
+        if (atomic_load_explicit(&e->nevents, memory_order_relaxed) && !lg__events_wait()) {
+            /* Without the flush thread, queued events (a request's) go out
+             * before any wait, and with the answer's when it is already
+             * here: look without waiting first, holding the entry (the call
+             * cannot block). */
             r = LG_REAL(recv)(fd, buf, READ_CHUNK, MSG_DONTWAIT);
             rerr = errno;
             if (r < 0 && (rerr == EAGAIN || rerr == EWOULDBLOCK))
@@ -501,7 +503,8 @@ static int tracked_read(int fd, lg__fd *e, const struct iovec *iov, int cnt, int
         lg__fd_sync_pending(e);
         /* loop: serve, or read again (non-blocking: until EAGAIN) */
     }
-    lg__fd_deliver_locked(e);
+    if (!lg__events_wait())
+        lg__fd_deliver_locked(e);
     lg__fd_unlock(e);
 released:
     lg__in_shim--;

@@ -28,11 +28,12 @@ static inline int nothing_pending(void)
 }
 
 /* A readiness call is where a client waits: events queued by a write hook
- * (a request's, shim.h) go out first, whatever fds are asked about. */
+ * (a request's, shim.h) go out first, whatever fds are asked about --
+ * unless the flush thread delivers them. */
 static inline void deliver_queued(void)
 {
     if (__builtin_expect(atomic_load_explicit(&lg__ndeferred, memory_order_relaxed) != 0, 0) &&
-        !lg__in_shim)
+        !lg__in_shim && !lg__events_wait())
         lg__fd_deliver_all(1);
 }
 

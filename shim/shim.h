@@ -188,18 +188,28 @@ void lg__fd_sync_pending(lg__fd *e);
 /* ==== Events ====
  *
  * The engine's events are queued in their entry (the engine's on_event,
- * with the entry as user data, called under the entry lock) and delivered
- * together, one emitter call for all, when the hook that produced them
- * ends -- except in the write hooks: a request's event waits for the
- * answer, so that the request reaches the server first and a request and
- * its answer cost the collector one wake-up, not two.  Events never wait
- * across a blocking call: they are delivered before the shim waits
- * (a read with nothing to read, a flush that must wait for room), when any
- * thread enters a readiness call (poll, select, epoll), when the fd is
- * closed, shut down or dropped, and at exit.  Only events whose decision
- * is "allow" are queued; any other goes out at once.  What is lost: only
- * such allow events, queued when the process dies abruptly (SIGKILL, a
- * crash, _exit, exec) between writing a request and its next such call. */
+ * with the entry as user data, called under the entry lock).  Only events
+ * whose decision is "allow" are queued; any other goes out at once, after
+ * what its entry has queued.
+ *
+ * Queued events are delivered by the hooks when an entry has gathered a
+ * few (four requests' worth), when the fd is closed, shut down or dropped,
+ * and at exit; and by the flush thread (fdtab.c), for every entry at once,
+ * at most LLMGUARD_EVENTS_DELAY_MS (default 50) after the first of them
+ * was queued.  What is lost: allow events queued when the process dies
+ * abruptly (SIGKILL, a crash, _exit, exec) before one of those.
+ *
+ * Without the thread (delay 0, or it could not be started) the hooks
+ * deliver them as before: when the hook that produced them ends -- except
+ * in the write hooks: a request's event waits for the answer, so that the
+ * request reaches the server first and a request and its answer cost the
+ * collector one wake-up, not two -- and never across a blocking call:
+ * before the shim waits (a read with nothing to read, a flush that must
+ * wait for room) and when any thread enters a readiness call (poll,
+ * select, epoll). */
+
+/* 1 when the flush thread runs (queued events may wait for it). */
+int lg__events_wait(void);
 
 /* on_event for an entry's engine: ud is the entry, locked by the caller. */
 void lg__fd_event(void *ud, const char *json, size_t n);

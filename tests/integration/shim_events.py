@@ -21,9 +21,11 @@ request event reached the collector before the answer was sent.
         os._exit, so no exit handler runs: the block event must be delivered
         anyway, because only events of allowed requests ever wait.
 
-    shim_events.py http PORT N
+    shim_events.py http PORT N [IDLE]
         N requests on one keep-alive connection with http.client (blocking
-        recv): prints the answers' contents, one per line.
+        recv): prints the answers' contents, one per line; then, when IDLE
+        is given, prints "idle" and sleeps IDLE seconds, making no call the
+        shim sees, before it exits.
 """
 import http.client
 import json
@@ -143,12 +145,15 @@ def block_and_die(port):
     os._exit(0)
 
 
-def http_client(port, n):
+def http_client(port, n, idle=None):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     for _ in range(n):
         c.request("POST", "/api/chat", REQ, {"Content-Type": "application/json"})
         r = c.getresponse()
         print(json.loads(r.read())["message"]["content"])
+    if idle is not None:
+        print("idle", flush=True)
+        time.sleep(idle)
 
 
 if __name__ == "__main__":
@@ -163,6 +168,7 @@ if __name__ == "__main__":
     elif cmd == "block-and-die":
         block_and_die(int(sys.argv[2]))
     elif cmd == "http":
-        http_client(int(sys.argv[2]), int(sys.argv[3]))
+        http_client(int(sys.argv[2]), int(sys.argv[3]),
+                    float(sys.argv[4]) if len(sys.argv) > 4 else None)
     else:
         sys.exit("usage: see the docstring")

@@ -63,6 +63,30 @@ out=$(timeout 30 "$run" --collector "$sock" "$py" "$here/shim_events.py" http "$
 [ "$out" = "$(printf 'ok\nok\nok')" ] || fail "http.client: answers '$out'"
 check_exchange "http.client (blocking recv)" "$e0" "$a0" 3
 
+# Without the flush thread (delay 0) the hooks deliver, as they did before it.
+e0=$(count events) a0=$(count answers)
+out=$(LLMGUARD_EVENTS_DELAY_MS=0 timeout 30 "$run" --collector "$sock" "$py" \
+      "$here/shim_events.py" http "$port" 3 2>&1)
+[ "$out" = "$(printf 'ok\nok\nok')" ] || fail "http.client, delay 0: answers '$out'"
+check_exchange "http.client, LLMGUARD_EVENTS_DELAY_MS=0 (hooks deliver)" "$e0" "$a0" 3
+
+# A client that goes idle after its answers (no call the shim sees): the
+# flush thread still delivers their events, within the delay (50 ms), not
+# at exit.
+e0=$(count events)
+timeout 30 "$run" --collector "$sock" "$py" "$here/shim_events.py" http "$port" 2 3 \
+  >"$tmp/idle.out" 2>&1 &
+idle_pid=$!
+for _ in $(seq 200); do grep -q '^idle$' "$tmp/idle.out" 2>/dev/null && break; sleep 0.05; done
+grep -q '^idle$' "$tmp/idle.out" || fail "idle client: no answers: $(cat "$tmp/idle.out")"
+sleep 0.5
+got=$(events_since "$e0" | cut -d' ' -f1 | tr '\n' ' ')
+kill -0 "$idle_pid" 2>/dev/null || fail "idle client: exited before the check"
+[ "$got" = "request response request response " ] &&
+  ok "client idle after its answers: their 4 events delivered while it idles" ||
+  fail "idle client: events '$got' half a second after its answers"
+wait "$idle_pid" 2>/dev/null
+
 for how in exit close; do
   e0=$(count events)
   timeout 30 "$run" --collector "$sock" "$py" "$here/shim_events.py" send-and-exit "$port" \
