@@ -638,6 +638,39 @@ static int cmd_query(void)
 }
 
 /* ==== tail ==== */
+static int follow_line(int file, long long off, const char *line, size_t n, void *ctx);
+
+/* Print the whole lines appended to fd from *pos on; a partial last line
+ * stays in buf.  1 when something was read, 0 when nothing, -1 on
+ * allocation failure. */
+static int follow_read(int fd, long long *pos, char **buf, size_t *have, size_t *cap)
+{
+    if (*cap - *have < 65536) {
+        size_t nc = *cap ? *cap * 2 : 1 << 20;
+        char *nb = realloc(*buf, nc);
+        if (!nb)
+            return -1;
+        *buf = nb;
+        *cap = nc;
+    }
+    ssize_t k = pread(fd, *buf + *have, *cap - *have, *pos);
+    if (k <= 0)
+        return 0;
+    *pos += k;
+    *have += (size_t)k;
+    size_t start = 0;
+    char *nl;
+    while ((nl = memchr(*buf + start, '\n', *have - start))) {
+        size_t ln = (size_t)(nl - *buf - start);
+        follow_line(0, 0, *buf + start, ln, NULL);
+        start += ln + 1;
+    }
+    memmove(*buf, *buf + start, *have - start);
+    *have -= start;
+    fflush(stdout);
+    return 1;
+}
+
 static int follow_line(int file, long long off, const char *line, size_t n,
                        void *ctx)
 {
@@ -710,37 +743,23 @@ static int cmd_tail(void)
     char *buf = NULL;
     size_t have = 0, cap = 0;
     for (;;) {
-        int progressed = 0;
-        if (fd >= 0) {
-            if (cap - have < 65536) {
-                cap = cap ? cap * 2 : 1 << 20;
-                buf = realloc(buf, cap);
-                if (!buf)
-                    return 1;
-            }
-            ssize_t k = pread(fd, buf + have, cap - have, pos);
-            if (k > 0) {
-                progressed = 1;
-                pos += k;
-                have += (size_t)k;
-                size_t start = 0;
-                char *nl;
-                while ((nl = memchr(buf + start, '\n', have - start))) {
-                    size_t ln = (size_t)(nl - buf - start);
-                    follow_line(0, 0, buf + start, ln, NULL);
-                    start += ln + 1;
-                }
-                memmove(buf, buf + start, have - start);
-                have -= start;
-                fflush(stdout);
-            }
-        }
+        int progressed = fd >= 0 ? follow_read(fd, &pos, &buf, &have, &cap) : 0;
+        if (progressed < 0)
+            return 1;
         if (progressed)
             continue;
         struct stat s1, s2;
         if (fd < 0 || stat(cur, &s1) != 0 || fstat(fd, &s2) != 0 ||
             s1.st_ino != s2.st_ino || s1.st_dev != s2.st_dev) {
-            /* Rotated (and the old file is read to its end). */
+            /* Rotated.  The collector may have appended to the old file
+             * after the read above found nothing and before it rotated:
+             * read the old file to its end first (lines were lost here
+             * under load, test_collector_log). */
+            int r = 0;
+            while (fd >= 0 && (r = follow_read(fd, &pos, &buf, &have, &cap)) > 0)
+                ;
+            if (fd >= 0 && r < 0)
+                return 1;
             int nfd = open(cur, O_RDONLY | O_CLOEXEC);
             struct stat ns = {0};
             if (nfd >= 0)
