@@ -1592,8 +1592,7 @@ static void rpf_clear(rpf *f)
     free(f->need);
     free(f->fid);
     if (f->bc)
-        for (size_t b = 0; b < f->nb; b++)
-        {
+        for (size_t b = 0; b < f->nb; b++) {
             pcre2_code_free(atomic_load(&f->bc[b].code));
             pcre2_code_free(atomic_load(&f->bc[b].jit.code));
         }
@@ -3907,43 +3906,41 @@ static int cand_pass(lg_scanner *sc, const view *vw, unsigned char which, size_t
         }
         /* the strings filed under the pair (one-byte strings under every
          * pair they start) */
-        {
-            for (uint32_t e = pofs[idx], ee = pofs[idx + 1]; e < ee; e++) {
-                const pent *pe = &ents[e];
-                if (i < pe->k)
+        for (uint32_t e = pofs[idx], ee = pofs[idx + 1]; e < ee; e++) {
+            const pent *pe = &ents[e];
+            if (i < pe->k)
+                continue;
+            size_t f = i - pe->k, l = pe->len;
+            if (f + 8 <= end) {
+                uint64_t w;
+                memcpy(&w, t + f, 8);
+                if ((w & pe->mask) != pe->val)
                     continue;
-                size_t f = i - pe->k, l = pe->len;
-                if (f + 8 <= end) {
-                    uint64_t w;
-                    memcpy(&w, t + f, 8);
-                    if ((w & pe->mask) != pe->val)
-                        continue;
-                    if (l > 8 && (f + l > end || !ent_eq(sc, pe, t + f, 8)))
-                        continue;
-                } else if (f + l > end || !ent_eq(sc, pe, t + f, 0))
+                if (l > 8 && (f + l > end || !ent_eq(sc, pe, t + f, 8)))
                     continue;
-                uint32_t sid = pe->sid;
-                if (pe->fac) /* seen before a rule's search start too: the gate
-                              * is then weaker, never wrong */
-                    sc->fseen[sid >> 6] |= (uint64_t)1 << (sid & 63);
-                for (uint32_t q = tofs[sid], qe = tofs[sid + 1]; q < qe; q++) {
-                    uint32_t ru = tg[q].rule;
-                    if (rview[ru] != which || f < vpos[ru])
-                        continue;
-                    const rpf *pf = &pfs[ru];
-                    size_t br = pf->br[tg[q].str];
-                    cvec *cv = &sc->cand[ru];
-                    if (cv->n == cv->cap) {
-                        size_t cap = cv->cap ? cv->cap * 2 : 64;
-                        cand *nv = realloc(cv->v, cap * sizeof *nv);
-                        if (!nv)
-                            return LG_E_NOMEM;
-                        cv->v = nv;
-                        cv->cap = cap;
-                    }
-                    /* ws comes later, for the candidates cand_gate keeps */
-                    cv->v[cv->n++] = (cand){ .ws = f, .f = f, .br = br };
+            } else if (f + l > end || !ent_eq(sc, pe, t + f, 0))
+                continue;
+            uint32_t sid = pe->sid;
+            if (pe->fac) /* seen before a rule's search start too: the gate
+                          * is then weaker, never wrong */
+                sc->fseen[sid >> 6] |= (uint64_t)1 << (sid & 63);
+            for (uint32_t q = tofs[sid], qe = tofs[sid + 1]; q < qe; q++) {
+                uint32_t ru = tg[q].rule;
+                if (rview[ru] != which || f < vpos[ru])
+                    continue;
+                const rpf *pf = &pfs[ru];
+                size_t br = pf->br[tg[q].str];
+                cvec *cv = &sc->cand[ru];
+                if (cv->n == cv->cap) {
+                    size_t cap = cv->cap ? cv->cap * 2 : 64;
+                    cand *nv = realloc(cv->v, cap * sizeof *nv);
+                    if (!nv)
+                        return LG_E_NOMEM;
+                    cv->v = nv;
+                    cv->cap = cap;
                 }
+                /* ws comes later, for the candidates cand_gate keeps */
+                cv->v[cv->n++] = (cand){ .ws = f, .f = f, .br = br };
             }
         }
     }
